@@ -1,0 +1,256 @@
+"""Reading `site_config.toml` into typed, validated, frozen settings.
+
+Validation is pydantic's; this module turns its findings into one message
+that lists every bad key with the value received and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+from pydantic.dataclasses import dataclass
+
+from atlas.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG = "site_config.toml"
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+@dataclass(config=_STRICT)
+class SiteSettings:
+    """What the site says about itself."""
+
+    title: str = "Neuron Atlas"
+    about: Path | None = None
+    templates: Path | None = None
+
+
+@dataclass(config=_STRICT)
+class ModelSettings:
+    """Where the model is and what input it takes."""
+
+    path: Path
+    input_range: tuple[float, float] = (0.0, 1.0)
+    input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
+
+    @field_validator("input_range")
+    @classmethod
+    def _range_is_increasing(cls, value: tuple[float, float]) -> tuple:
+        low, high = value
+        if not low < high:
+            raise ValueError("must be [low, high] with low < high, e.g. [0, 1]")
+        return value
+
+
+@dataclass(config=_STRICT)
+class DataSettings:
+    """The dataset mined for top-k examples."""
+
+    path: Path
+    limit: Annotated[int, Field(ge=0)] = 0
+    batch_size: PositiveInt = 64
+    resize: Literal["resize", "crop"] = "resize"
+
+
+@dataclass(config=_STRICT)
+class LayerSettings:
+    """Which layers the atlas covers."""
+
+    names: list[str]
+
+    @field_validator("names")
+    @classmethod
+    def _names_are_given(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("is empty: name at least one layer")
+        duplicates = sorted({n for n in value if value.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"names a layer twice: {duplicates}")
+        return value
+
+
+@dataclass(config=_STRICT)
+class VisualizeSettings:
+    """How synthesized images are made."""
+
+    preset: str = "yosinski-3"
+    steps: Annotated[int, Field(ge=0)] = 0
+    size: tuple[PositiveInt, PositiveInt] | None = None
+    seed: int = 0
+    objective: Literal["channel", "neuron"] = "channel"
+    chunk: PositiveInt = 64
+    eager: bool = False
+
+    @field_validator("preset")
+    @classmethod
+    def _preset_is_known(cls, value: str) -> str:
+        from atlas.visualize.presets import PRESETS
+
+        if value not in PRESETS:
+            raise ValueError(
+                f"is not a preset; choose one of {sorted(PRESETS)}"
+                + _did_you_mean(value, PRESETS)
+            )
+        return value
+
+
+@dataclass(config=_STRICT)
+class MineSettings:
+    """How top-k examples are mined."""
+
+    top_k: Annotated[int, Field(gt=0, le=100)] = 9
+
+
+@dataclass(config=_STRICT)
+class OutputSettings:
+    """Where the site is written."""
+
+    dir: Path = Path("output")
+
+
+@dataclass(config=_STRICT)
+class Settings:
+    """Every setting of one build; paths are absolute."""
+
+    model: ModelSettings
+    data: DataSettings
+    layers: LayerSettings
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    visualize: VisualizeSettings = Field(default_factory=VisualizeSettings)
+    mine: MineSettings = Field(default_factory=MineSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    root: Path = Path(".")
+
+
+_SECTIONS: dict[str, type] = {
+    "site": SiteSettings,
+    "model": ModelSettings,
+    "data": DataSettings,
+    "layers": LayerSettings,
+    "visualize": VisualizeSettings,
+    "mine": MineSettings,
+    "output": OutputSettings,
+}
+
+
+def load_settings(path: Path | str, output: Path | str | None = None) -> Settings:
+    """Read and validate a config file; relative paths are to its folder."""
+    path = Path(path)
+    raw = _read_toml(path)
+    if output is not None:
+        raw.setdefault("output", {})["dir"] = str(Path(output).resolve())
+    settings = parse_settings(raw, source=str(path))
+    return _resolve_paths(settings, path.resolve().parent)
+
+
+def parse_settings(raw: dict[str, Any], source: str = "config") -> Settings:
+    """Validate a parsed TOML mapping, collecting every problem at once."""
+    problems = _unknown_keys(raw)
+    try:
+        settings = TypeAdapter(Settings).validate_python(
+            _without_unknown(raw), strict=False
+        )
+    except ValidationError as exc:
+        problems += [_describe(err) for err in exc.errors()]
+        settings = None
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"{source} has {len(problems)} problem(s):\n{lines}")
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(
+            f"config file not found: '{path}'. Pass --config with the path "
+            f"of a site_config.toml (see README: Configuration)."
+        )
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _unknown_keys(raw: dict[str, Any]) -> list[str]:
+    problems = []
+    for key, value in raw.items():
+        if key not in _SECTIONS:
+            problems.append(
+                f"[{key}]: unknown section{_did_you_mean(key, _SECTIONS)}; "
+                f"sections are {sorted(_SECTIONS)}"
+            )
+            continue
+        if not isinstance(value, dict):
+            problems.append(f"[{key}]: expected a table, got {value!r}")
+            continue
+        known = _SECTIONS[key].__dataclass_fields__
+        for sub in value:
+            if sub not in known:
+                problems.append(
+                    f"{key}.{sub}: unknown key{_did_you_mean(sub, known)}; "
+                    f"keys of [{key}] are {sorted(known)}"
+                )
+    return problems
+
+
+def _without_unknown(raw: dict[str, Any]) -> dict[str, Any]:
+    clean = {}
+    for key, value in raw.items():
+        if key in _SECTIONS and isinstance(value, dict):
+            known = _SECTIONS[key].__dataclass_fields__
+            clean[key] = {k: v for k, v in value.items() if k in known}
+    return clean
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = [str(part) for part in err["loc"]]
+    if err["type"] == "missing":
+        where = ".".join(loc)
+        section = loc[0]
+        return f"{where}: required; add it under [{section}] (see README)"
+    key = ".".join(p for p in loc if not p.isdigit()) or "config"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}; got {err.get('input')!r}"
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None else (base / p).resolve()
+
+    from dataclasses import replace
+
+    return replace(
+        settings,
+        root=base,
+        site=replace(
+            settings.site,
+            about=absolute(settings.site.about),
+            templates=absolute(settings.site.templates),
+        ),
+        model=replace(settings.model, path=absolute(settings.model.path)),
+        data=replace(settings.data, path=absolute(settings.data.path)),
+        output=replace(settings.output, dir=absolute(settings.output.dir)),
+    )

@@ -1,0 +1,188 @@
+"""Loading a Keras model, describing its layers and units, and building the
+feature extractors that ascent and mining read activations from."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from atlas.errors import ModelError
+from atlas.records import LayerInfo
+
+logger = logging.getLogger(__name__)
+
+# Activations whose saturation zeroes the gradient: the objective reads the
+# pre-activation (logit) instead (Simonyan et al. 2013, sec. 2).
+SQUASHING = frozenset({"softmax", "sigmoid", "log_softmax"})
+
+_SKIPPED_CLASSES = frozenset({"InputLayer"})
+
+
+def load_model(path: Path, input_shape: Sequence[int] | None = None) -> keras.Model:
+    """Load a `.keras` or `.h5` file, with a clear message when it cannot."""
+    path = Path(path)
+    if path.is_dir():
+        raise ModelError(_savedmodel_message(path))
+    if not path.is_file():
+        raise ModelError(
+            f"model file not found: '{path}'. Set model.path in the config to "
+            f"a .keras or .h5 file (relative to the config file)."
+        )
+    if path.suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelError(
+            f"model.path '{path}' is not a .keras or .h5 file; save the model "
+            f"with model.save('model.keras') and point model.path at it."
+        )
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ModelError(
+            f"cannot load model '{path}': {type(exc).__name__}: {exc}. "
+            f"Check that the file is a complete Keras 3 model (re-save it "
+            f"with model.save('model.keras'))."
+        ) from exc
+    _ensure_built(model, input_shape)
+    return model
+
+
+def input_spec(model: keras.Model, input_shape: Sequence[int] | None = None):
+    """The image input's (height, width, channels), from the model or config."""
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3:
+        raise ModelError(
+            f"model '{model.name}' takes inputs of shape {shape}; the atlas "
+            f"needs images (height, width, channels) in channels-last order."
+        )
+    if any(d is None for d in shape):
+        if input_shape is None:
+            raise ModelError(
+                f"model '{model.name}' accepts images of any size {shape}; set "
+                f"model.input_shape = [height, width, channels] in the config."
+            )
+        shape = tuple(int(d) for d in input_shape)
+    return tuple(int(d) for d in shape)
+
+
+def describe_layers(model: keras.Model) -> list[LayerInfo]:
+    """Every layer whose output has units: rank 4 (conv) or rank 2 (dense)."""
+    infos = []
+    for layer in model.layers:
+        info = _describe(layer)
+        if info is not None:
+            infos.append(info)
+    return infos
+
+
+def select_layers(infos: Sequence[LayerInfo], names: Sequence[str]) -> list[LayerInfo]:
+    """The infos for `names`, in config order; unknown names get suggestions."""
+    by_name = {info.name: info for info in infos}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ModelError(
+            "; ".join(_unknown_layer(n, list(by_name)) for n in missing)
+            + ". Run `atlas layers` to list them."
+        )
+    return [by_name[n] for n in names]
+
+
+def layer_output(model: keras.Model, info: LayerInfo):
+    """The symbolic tensor the atlas reads for a layer: its logits if squashing."""
+    layer = model.get_layer(info.name)
+    if not info.uses_logits:
+        return layer.output
+    if "activation" not in layer.get_config():
+        return layer.input  # a standalone Softmax layer: its input is the logit
+    linear = layer.__class__.from_config(
+        {**layer.get_config(), "activation": "linear", "name": f"{info.name}_logits"}
+    )
+    inputs = layer.input
+    linear.build(inputs.shape)
+    linear.set_weights(layer.get_weights())
+    return linear(inputs)
+
+
+def feature_model(model: keras.Model, infos: Sequence[LayerInfo]) -> keras.Model:
+    """One model that returns the outputs of every layer in `infos`."""
+    outputs = [layer_output(model, info) for info in infos]
+    return keras.Model(model.inputs[0], outputs, name="atlas_features")
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A hash of the model's architecture and weights, for the build cache."""
+    digest = hashlib.sha256(model.to_json().encode())
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _ensure_built(model: keras.Model, input_shape: Sequence[int] | None) -> None:
+    try:
+        model.inputs[0]
+        return
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass
+    if input_shape is None:
+        raise ModelError(
+            f"model '{model.name}' was never built, so its input shape is "
+            f"unknown; set model.input_shape = [height, width, channels]."
+        )
+    try:
+        model.build((None, *input_shape))
+        model.inputs[0]
+    except Exception as exc:
+        raise ModelError(
+            f"model '{model.name}' could not be built for model.input_shape "
+            f"{list(input_shape)}: {exc}"
+        ) from exc
+
+
+def _describe(layer) -> LayerInfo | None:
+    if layer.__class__.__name__ in _SKIPPED_CLASSES:
+        return None
+    try:
+        shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
+    if len(shape) not in (2, 4) or shape[-1] is None:
+        return None
+    activation = _activation_name(layer)
+    return LayerInfo(
+        name=layer.name,
+        class_name=layer.__class__.__name__,
+        output_shape=shape,
+        units=int(shape[-1]),
+        kind="conv" if len(shape) == 4 else "dense",
+        activation=activation,
+        uses_logits=activation in SQUASHING,
+    )
+
+
+def _activation_name(layer) -> str:
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        if layer.__class__.__name__ == "Softmax":
+            return "softmax"
+        return "linear"
+    return getattr(activation, "__name__", str(activation))
+
+
+def _unknown_layer(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    return f"layers.names: no layer {name!r} with units in the model{hint}"
+
+
+def _savedmodel_message(path: Path) -> str:
+    if (path / "saved_model.pb").exists():
+        return (
+            f"'{path}' is a TensorFlow SavedModel directory, which Keras 3 "
+            f"cannot load as a model. Load it where it was made and re-save it "
+            f"with model.save('model.keras'), then set model.path to that file."
+        )
+    return f"model.path '{path}' is a directory; point it at a .keras or .h5 file."

@@ -1,0 +1,402 @@
+"""Receptive-field geometry of a layer, read from the Keras graph, and crops.
+
+A unit's field is the box of input pixels it can depend on: an index interval
+per axis, mapped back through every layer between the unit and the input.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from atlas.errors import ModelError
+from atlas.records import Box
+
+SPATIAL_RANK = 4  # (batch, rows, cols, channels), or channels first
+ELEMENTWISE_LAYERS = (
+    keras.layers.Activation,
+    keras.layers.ActivityRegularization,
+    keras.layers.AlphaDropout,
+    keras.layers.BatchNormalization,
+    keras.layers.Dropout,
+    keras.layers.ELU,
+    keras.layers.GaussianDropout,
+    keras.layers.GaussianNoise,
+    keras.layers.Identity,
+    keras.layers.LeakyReLU,
+    keras.layers.Normalization,
+    keras.layers.PReLU,
+    keras.layers.ReLU,
+    keras.layers.Rescaling,
+    keras.layers.SpatialDropout2D,
+    keras.layers.Add,
+    keras.layers.Average,
+    keras.layers.Maximum,
+    keras.layers.Minimum,
+    keras.layers.Multiply,
+    keras.layers.Subtract,
+)
+AXIS_LAYERS = (  # act along `axis`; every other axis is elementwise
+    keras.layers.Concatenate,
+    keras.layers.LayerNormalization,
+    keras.layers.Softmax,
+    keras.layers.UnitNormalization,
+    keras.layers.RMSNormalization,
+)
+WINDOW_LAYERS = (  # a kernel sliding over the input: conv and pooling
+    keras.src.layers.convolutional.base_conv.BaseConv,
+    keras.src.layers.convolutional.base_depthwise_conv.BaseDepthwiseConv,
+    keras.src.layers.convolutional.base_separable_conv.BaseSeparableConv,
+    keras.src.layers.pooling.base_pooling.BasePooling,
+)
+GLOBAL_LAYERS = (  # every output reads every input position
+    keras.src.layers.pooling.base_global_pooling.BaseGlobalPooling,
+    keras.layers.GroupNormalization,
+)
+ELEMENTWISE_OPS = frozenset(  # keras.ops called on symbolic tensors
+    "Abs Absolute Add Cast Clip Divide Elu Equal Exp Gelu Greater GreaterEqual "
+    "HardSigmoid HardSilu LeakyRelu Less LessEqual Log Maximum Minimum Multiply "
+    "Negative NotEqual Power Relu Relu6 Selu Sigmoid Silu Softplus Sqrt Square "
+    "Subtract Tanh TrueDivide Where".split()
+)
+
+logger = logging.getLogger(__name__)
+
+Span = tuple[int, int]  # inclusive index interval along one spatial axis
+# A rule maps a span of a layer's output to one span per input; None stands
+# for a non-spatial input, which the output always reads as a whole.
+Rule = Callable[[Span], list[Span | None]]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One layer call on the path, with its geometry along both axes."""
+
+    outputs: tuple[int, ...]
+    inputs: tuple[int, ...]
+    rules: tuple[Rule, Rule]
+    extents: tuple[list[Span | None], list[Span | None]]  # all of each input
+
+
+class ReceptiveField:
+    """The receptive field of every unit of one layer at one input size."""
+
+    def __init__(
+        self,
+        layer_name: str,
+        input_hw: tuple[int, int],
+        output_hw: tuple[int, int] | None,
+        steps: Sequence[_Step],
+        ends: tuple[int, int],
+    ) -> None:
+        self.layer_name = layer_name
+        self.input_hw = input_hw
+        self.output_hw = output_hw  # None for a layer without spatial output
+        self._steps = list(steps)  # from the layer back to the input
+        self._ends = ends  # ids of the layer's output and the model's input
+        self._spans: dict[tuple[int, int], Span] = {}
+
+    def box(self, row: int, col: int) -> Box:
+        """The half-open input box of the unit at output position (row, col)."""
+        if self.output_hw is None:
+            return Box(0, 0, *self.input_hw)
+        for name, index, size in zip(("row", "col"), (row, col), self.output_hw):
+            if not 0 <= index < size:
+                raise IndexError(
+                    f"{name} {index} is outside layer {self.layer_name!r}, whose "
+                    f"output is {self.output_hw} at input size {self.input_hw}"
+                )
+        top, bottom = self._span(0, row)
+        left, right = self._span(1, col)
+        return Box(top, left, bottom + 1, right + 1)
+
+    def _span(self, axis: int, index: int) -> Span:
+        key = (axis, index)
+        if key not in self._spans:
+            span = _trace(self._steps, self._ends, axis, index)
+            self._spans[key] = (0, self.input_hw[axis] - 1) if span is None else span
+        return self._spans[key]
+
+
+def receptive_field(
+    model: keras.Model, layer_name: str, input_hw: tuple[int, int]
+) -> ReceptiveField:
+    """Read the field geometry of `layer_name` from the graph of `model`."""
+    inputs, outputs = _graph_ends(model)
+    target = _layer_output(model, layer_name, outputs)
+    input_ids = {id(t) for t in inputs}
+    nodes = _ancestors([target], input_ids)
+    fmt = _data_format(nodes)
+    specs = _forward_specs(nodes, inputs, input_hw, fmt)
+    source = next(t for t in inputs if len(t.shape) == SPATIAL_RANK)
+    # LIMITATION: a model with several image inputs is measured from its first.
+    steps = [_step(node, specs, fmt) for node in reversed(nodes)]
+    out_hw = _hw(specs[id(target)], fmt)
+    logger.debug("receptive field of %r: %d layers on its path", layer_name, len(steps))
+    return ReceptiveField(layer_name, input_hw, out_hw, steps, (id(target), id(source)))
+
+
+def crop(
+    image: np.ndarray, box: Box, pad_value: float | np.ndarray = 0.0
+) -> np.ndarray:
+    """Cut `box` from an (H, W, ...) image; pixels past the border get pad_value."""
+    out = np.empty((box.height, box.width, *image.shape[2:]), dtype=image.dtype)
+    out[...] = pad_value
+    top, left = max(box.top, 0), max(box.left, 0)
+    bottom = min(box.bottom, image.shape[0])
+    right = min(box.right, image.shape[1])
+    if top < bottom and left < right:
+        out[top - box.top : bottom - box.top, left - box.left : right - box.left] = (
+            image[top:bottom, left:right]
+        )
+    return out
+
+
+def _trace(steps: list[_Step], ends: tuple[int, int], axis: int, index: int):
+    target, source = ends
+    demand: dict[int, Span | None] = {target: (index, index)}
+    for step in steps:
+        wanted = [demand[t] for t in step.outputs if t in demand]
+        if not wanted:
+            continue
+        span = _hull(wanted)
+        ins = step.extents[axis] if span is None else step.rules[axis](span)
+        for tensor, got in zip(step.inputs, ins):
+            demand[tensor] = _hull([demand[tensor], got]) if tensor in demand else got
+    return demand.get(source)
+
+
+def _hull(spans: list[Span | None]) -> Span | None:
+    if any(span is None for span in spans):
+        return None
+    return min(s[0] for s in spans), max(s[1] for s in spans)
+
+
+def _graph_ends(model: keras.Model) -> tuple[list, list]:
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, TypeError, ValueError) as err:
+        raise ModelError(
+            f"model {model.name!r} has no graph to read receptive fields from; "
+            "expected a Functional or Sequential model built on an Input; "
+            f"got {type(model).__name__} ({err}); build it with keras.Input"
+        ) from err
+    if not any(len(t.shape) == SPATIAL_RANK for t in inputs):
+        shapes = [tuple(t.shape) for t in inputs]
+        raise ModelError(
+            f"model {model.name!r} has no image input; expected a rank-4 input, "
+            f"got input shapes {shapes}"
+        )
+    return inputs, outputs
+
+
+def _layer_output(model: keras.Model, name: str, outputs: list):
+    names = [layer.name for layer in model.layers]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ModelError(
+            f"layer {name!r} is not in model {model.name!r}; expected one of "
+            f"{names}{hint}"
+        )
+    graph = {id(node) for node in _ancestors(outputs, set())}
+    layer = model.get_layer(name)
+    nodes = [node for node in layer._inbound_nodes if id(node) in graph]
+    if not nodes:
+        raise ModelError(f"layer {name!r} is not connected to the model's output")
+    if len(nodes) > 1:
+        # LIMITATION: a layer called twice in one model is measured at its first call.
+        logger.warning("layer %r is called %d times; using its first", name, len(nodes))
+    return nodes[0].outputs[0]
+
+
+def _producer(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    if history is None or history.operation is None:
+        return None
+    node = history.operation._inbound_nodes[history.node_index]
+    return None if node.is_input else node
+
+
+def _ancestors(tensors: list, input_ids: set[int]) -> list:
+    """Nodes that produce `tensors`, inputs first, stopping at `input_ids`."""
+    order, done = [], set()
+    stack = [(_producer(t), False) for t in tensors if id(t) not in input_ids]
+    while stack:
+        node, expanded = stack.pop()
+        if node is None or id(node) in done:
+            continue
+        if expanded:
+            done.add(id(node))
+            order.append(node)
+            continue
+        stack.append((node, True))
+        parents = [t for t in node.input_tensors if id(t) not in input_ids]
+        stack.extend((_producer(t), False) for t in parents)
+    return order
+
+
+def _data_format(nodes: list) -> str:
+    for node in nodes:
+        fmt = getattr(node.operation, "data_format", None)
+        if fmt in ("channels_last", "channels_first"):
+            return fmt
+    return keras.config.image_data_format()
+
+
+def _spatial_axes(fmt: str) -> tuple[int, int]:
+    return (2, 3) if fmt == "channels_first" else (1, 2)
+
+
+def _forward_specs(nodes: list, inputs: list, input_hw, fmt: str) -> dict:
+    """Concrete output specs of every tensor on the path at `input_hw`."""
+    specs = {id(t): _input_spec(t, input_hw, fmt) for t in inputs}
+    for node in nodes:
+        args, kwargs = node.arguments.fill_in(specs)
+        try:
+            out = node.operation.compute_output_spec(*args, **kwargs)
+        except Exception as err:
+            raise ModelError(
+                f"cannot size layer {node.operation.name!r} "
+                f"({type(node.operation).__name__}) at input size {input_hw}: {err}"
+            ) from err
+        specs.update(zip(map(id, node.outputs), keras.tree.flatten(out)))
+    return specs
+
+
+def _input_spec(tensor, input_hw, fmt: str) -> keras.KerasTensor:
+    shape = [1 if dim is None else dim for dim in tensor.shape]
+    if len(shape) == SPATIAL_RANK:
+        for axis, size in zip(_spatial_axes(fmt), input_hw):
+            shape[axis] = size
+    return keras.KerasTensor(tuple(shape), dtype=tensor.dtype)
+
+
+def _hw(spec, fmt: str) -> tuple[int, int] | None:
+    if len(spec.shape) != SPATIAL_RANK:
+        return None
+    rows, cols = _spatial_axes(fmt)
+    return spec.shape[rows], spec.shape[cols]
+
+
+def _step(node, specs: dict, fmt: str) -> _Step:
+    ins = [_hw(specs[id(t)], fmt) for t in node.input_tensors]
+    out = _hw(specs[id(node.outputs[0])], fmt)
+    extents = tuple(
+        [None if hw is None else (0, hw[a] - 1) for hw in ins] for a in (0, 1)
+    )
+    rules = tuple(_fixed(extents[a]) for a in (0, 1))
+    if out is not None and any(hw is not None for hw in ins):
+        sizes = [[None if hw is None else hw[a] for hw in ins] for a in (0, 1)]
+        known = [_rule(node.operation, a, sizes[a], out[a], fmt) for a in (0, 1)]
+        if None in known:
+            _warn_unknown(node.operation)
+        else:
+            rules = tuple(known)
+    ids = tuple(map(id, node.outputs)), tuple(map(id, node.input_tensors))
+    return _Step(*ids, rules, extents)
+
+
+def _rule(op, axis: int, ins: list, out: int, fmt: str) -> Rule | None:
+    """How `op` maps an output span to input spans along one spatial axis."""
+    if isinstance(op, WINDOW_LAYERS) and len(op.strides) == 2:
+        dilation = getattr(op, "dilation_rate", (1, 1))[axis]
+        kernel = getattr(op, "kernel_size", None) or op.pool_size
+        stride = op.strides[axis]
+        return _window(kernel[axis], stride, dilation, op.padding, ins[0], out)
+    if isinstance(op, keras.layers.ZeroPadding2D):
+        return _shift(-op.padding[axis][0])
+    if isinstance(op, keras.layers.Cropping2D):
+        return _shift(op.cropping[axis][0])
+    if isinstance(op, keras.layers.UpSampling2D):
+        return _upsampling(op.interpolation, op.size[axis], ins[0], out)
+    if isinstance(op, GLOBAL_LAYERS):
+        return _fixed([None if n is None else (0, n - 1) for n in ins])
+    if isinstance(op, AXIS_LAYERS) and _acts_on(op.axis, axis, fmt):
+        if isinstance(op, keras.layers.Concatenate):
+            return None  # joining along rows or columns moves positions
+        return _fixed([None if n is None else (0, n - 1) for n in ins])
+    if _elementwise(op, fmt):
+        return _pointwise(ins, out)
+    # LIMITATION: transposed convs, reshapes and nested models on the path
+    # make the field the whole of their input, with a warning.
+    return None
+
+
+def _elementwise(op, fmt: str) -> bool:
+    if isinstance(op, ELEMENTWISE_LAYERS + AXIS_LAYERS):
+        return True
+    if isinstance(op, keras.layers.Dense):  # a 1x1 conv on channels-last maps
+        return fmt == "channels_last"
+    return type(op).__module__.startswith("keras.src.ops") and (
+        type(op).__name__ in ELEMENTWISE_OPS
+    )
+
+
+def _acts_on(axes, axis: int, fmt: str) -> bool:
+    wanted = _spatial_axes(fmt)[axis]
+    axes = axes if isinstance(axes, (list, tuple)) else [axes]
+    return any(a % SPATIAL_RANK == wanted for a in axes)
+
+
+def _window(kernel, stride, dilation, padding, size_in, size_out) -> Rule:
+    reach = (kernel - 1) * dilation + 1  # the effective kernel
+    before = 0
+    if str(padding).lower() == "same":
+        # TensorFlow's SAME: total padding split, the odd pixel after.
+        before = max((size_out - 1) * stride + reach - size_in, 0) // 2
+    return lambda s: [(s[0] * stride - before, s[1] * stride - before + reach - 1)]
+
+
+def _shift(offset: int) -> Rule:
+    return lambda s: [(s[0] + offset, s[1] + offset)]
+
+
+def _upsampling(mode: str, factor: int, size_in: int, size_out: int):
+    if mode == "nearest":
+        return lambda s: [(s[0] // factor, s[1] // factor)]
+    if mode != "bilinear":
+        return None
+
+    # Half-pixel centres: output o samples input (o + 0.5) / f - 0.5 and
+    # its right neighbour, clamped to the image.
+    # LIMITATION: bilinear upsampling by an odd factor may widen a box by one
+    # pixel whose weight is zero.
+    def rule(span: Span) -> list[Span | None]:
+        lo = math.floor((span[0] + 0.5) / factor - 0.5)
+        hi = math.floor((span[1] + 0.5) / factor - 0.5) + 1
+        lo = max(lo, 0) if span[0] >= 0 else lo
+        hi = min(hi, size_in - 1) if span[1] < size_out else hi
+        return [(lo, hi)]
+
+    return rule
+
+
+def _pointwise(ins: list, out: int) -> Rule:
+    # An input of size 1 against a larger output is broadcast along the axis.
+    def rule(span: Span) -> list[Span | None]:
+        return [
+            None if size is None else (0, 0) if size == 1 < out else span
+            for size in ins
+        ]
+
+    return rule
+
+
+def _fixed(spans: list[Span | None]) -> Rule:
+    return lambda s: list(spans)
+
+
+def _warn_unknown(op) -> None:
+    logger.warning(
+        "layer %r (%s) has no known receptive-field geometry; its units are "
+        "taken to see all of its input",
+        op.name,
+        type(op).__name__,
+    )

@@ -1,0 +1,118 @@
+"""Plain records that carry results from the compute stages to the site.
+
+Everything here is NumPy or builtin types, so the renderer never needs
+TensorFlow and the store can serialize records without pickling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer that can be visualized: its name, output shape and units."""
+
+    name: str
+    class_name: str
+    output_shape: tuple[int | None, ...]
+    units: int
+    kind: str  # "conv" (rank-4 NHWC output) or "dense" (rank-2 output)
+    activation: str  # the fused activation's name, "linear" if none
+    uses_logits: bool = False  # objective read before a fused softmax/sigmoid
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """Synthesized images of some units of one layer under one preset."""
+
+    preset: str
+    units: np.ndarray  # (n,) int unit indices
+    images: np.ndarray  # (n, H, W, C) float32, in the model's input range
+    start: np.ndarray  # (n,) objective of the start image
+    final: np.ndarray  # (n,) objective of the final image
+    layer_max: np.ndarray  # (n,) bool: is the unit the layer's most active?
+
+
+@dataclass(frozen=True)
+class Mining:
+    """Streaming top-k results for every unit of one layer.
+
+    Rows are units, columns are ranks (best first). Unused slots, when the
+    dataset has fewer than k images, hold image index -1 and value -inf.
+    """
+
+    values: np.ndarray  # (U, k) float32 activation (max over positions)
+    images: np.ndarray  # (U, k) int64 dataset image index
+    positions: np.ndarray  # (U, k, 2) int64 (row, col); (0, 0) for dense
+    mean: np.ndarray  # (U,) float64 mean of per-image maximum activation
+    max: np.ndarray  # (U,) float32 best per-image maximum activation
+    active_fraction: np.ndarray  # (U,) fraction of images with max > 0
+    count: int  # images seen
+
+
+@dataclass(frozen=True)
+class Box:
+    """A receptive-field box in input pixels, half-open, may pass the border."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+
+@dataclass(frozen=True)
+class TopKExample:
+    """One top-k example of a unit: where it is and how strongly it fires."""
+
+    image: int  # dataset index
+    value: float
+    label: str | None
+    source: str  # the file name or array row it came from
+    box: Box
+    crop: np.ndarray  # (h, w, C) uint8, zero-padded past the border
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    """Everything the site shows about one unit."""
+
+    index: int
+    images: dict[str, np.ndarray]  # preset -> (H, W, C) uint8
+    top_k: list[TopKExample]
+    quality: dict[str, float | bool | str | None]
+    stats: dict[str, float]
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One layer of the atlas with all its units."""
+
+    info: LayerInfo
+    units: list[UnitRecord]
+
+
+@dataclass(frozen=True)
+class AtlasRecord:
+    """The whole atlas, ready to render."""
+
+    title: str
+    about_html: str
+    model: dict[str, object]
+    settings: dict[str, object]
+    versions: dict[str, str]
+    data: dict[str, object]
+    layers: list[LayerRecord]
+    all_layers: list[LayerInfo]  # every layer of the model, for the index
+    presets: list[str]
+    summary: dict[str, object] = field(default_factory=dict)

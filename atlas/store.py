@@ -1,0 +1,58 @@
+"""The build cache: computed arrays keyed by a hash of everything that made
+them, written atomically, so a stopped build resumes where it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR = ".atlas-cache"
+
+
+def cache_key(**parts: Any) -> str:
+    """A stable hex key for a JSON-able description of a result."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class Store:
+    """A folder of `.npz` entries; an entry present is never recomputed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / f"{key}.npz"
+
+    def load(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        path = self.path(kind, key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as entry:
+                return {name: entry[name] for name in entry.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            logger.warning("ignoring unreadable cache entry %s: %s", path, exc)
+            return None
+
+    def save(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
+        path = self.path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, **arrays)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise

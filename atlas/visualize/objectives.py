@@ -1,0 +1,50 @@
+"""Objectives: what ascent maximizes, read from a layer's output.
+
+A layer's output gives one objective per unit; sample i of a batch is
+optimized for its own unit, so `unit_objectives` reads one value per sample.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from atlas.errors import ConfigError, ModelError
+
+OBJECTIVES = ("channel", "neuron")
+LAYER_KINDS = ("conv", "dense")
+
+
+def check_objective(objective: str, kind: str) -> None:
+    """Raise if `objective` or the layer `kind` is not one we can read."""
+    if objective not in OBJECTIVES:
+        expected = " or ".join(repr(name) for name in OBJECTIVES)
+        raise ConfigError(
+            f"unknown objective {objective!r}; expected {expected}. "
+            "Set objective to one of them."
+        )
+    if kind not in LAYER_KINDS:
+        raise ModelError(
+            f"cannot visualize a layer of kind {kind!r}; expected 'conv' "
+            "(an (N, h, w, U) output) or 'dense' (an (N, U) output)."
+        )
+
+
+def layer_objectives(output: tf.Tensor, kind: str, objective: str) -> tf.Tensor:
+    """Every unit's objective on every sample: (N, U) float32.
+
+    conv: "channel" is the mean over positions, "neuron" the value at the
+    centre position (h // 2, w // 2). dense: the unit's value (objective is
+    ignored). Read in float32 so mixed-precision models sum accurately.
+    """
+    output = tf.cast(output, tf.float32)
+    if kind == "dense":
+        return output
+    if objective == "channel":
+        return tf.reduce_mean(output, axis=(1, 2))
+    size = tf.shape(output)
+    return output[:, size[1] // 2, size[2] // 2, :]
+
+
+def unit_objectives(objectives: tf.Tensor, units: tf.Tensor) -> tf.Tensor:
+    """(N, U) objectives and (N,) unit indices -> (N,): sample i's unit."""
+    return tf.gather(objectives, units, axis=1, batch_dims=1)

@@ -1,0 +1,142 @@
+"""End-to-end: a tiny model built in code, through `atlas build`, to a site."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from atlas.cli import main
+from tests.helpers import broken_links, digits_like_model, random_digits
+
+STEPS = "12"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    digits_like_model().save(root / "tiny.keras")
+    np.savez_compressed(root / "data.npz", **random_digits())
+    (root / "about.md").write_text("A *tiny* model. <script>x()</script>\n")
+    (root / "site_config.toml").write_text(
+        '[site]\ntitle = "Tiny <atlas>"\nabout = "about.md"\n'
+        '[model]\npath = "tiny.keras"\n'
+        '[data]\npath = "data.npz"\nbatch_size = 16\n'
+        '[layers]\nnames = ["c1", "c2", "fc", "probs"]\n'
+        '[visualize]\npreset = "yosinski-3"\nchunk = 4\n'
+        '[mine]\ntop_k = 5\n',
+        encoding="utf-8",
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(project):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ATLAS_MAX_STEPS", STEPS)
+        code = main(["build", "--config", str(project / "site_config.toml")])
+    assert code == 0
+    return project / "output"
+
+
+def test_build_writes_index_layer_and_unit_pages(built):
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert [layer["name"] for layer in manifest["layers"]] == [
+        "c1",
+        "c2",
+        "fc",
+        "probs",
+    ]
+    counts = [len(layer["units"]) for layer in manifest["layers"]]
+    assert counts == [4, 6, 5, 3]
+    assert (built / "index.html").is_file()
+    for layer in manifest["layers"]:
+        for unit in layer["units"]:
+            assert (built / unit["page"]).is_file()
+            assert set(unit["images"]) == {"yosinski-3"}
+            for path in unit["images"].values():
+                assert (built / path).is_file()
+            assert len(unit["top_k"]) == 5
+
+
+def test_build_every_link_and_image_resolves(built):
+    assert broken_links(built) == []
+
+
+def test_build_top_k_matches_the_model_on_the_data(built, project):
+    import keras
+
+    model = keras.saving.load_model(project / "tiny.keras")
+    data = np.load(project / "data.npz")
+    images = data["x"].astype(np.float32) / 255.0
+    fc = keras.Model(model.inputs[0], model.get_layer("fc").output)
+    activations = fc.predict(images, verbose=0)
+    manifest = json.loads((built / "manifest.json").read_text())
+    layer = next(lay for lay in manifest["layers"] if lay["name"] == "fc")
+    for unit in layer["units"]:
+        column = activations[:, unit["index"]]
+        order = np.lexsort((np.arange(len(column)), -column))[:5]
+        assert [t["image"] for t in unit["top_k"]] == order.tolist()
+        np.testing.assert_allclose(
+            [t["value"] for t in unit["top_k"]], column[order], rtol=1e-5, atol=1e-6
+        )
+        names = ["zero", "one", "two"]
+        assert [t["label"] for t in unit["top_k"]] == [
+            names[data["y"][i]] for i in order
+        ]
+
+
+def test_build_escapes_user_text(built):
+    index = (built / "index.html").read_text()
+    assert "Tiny &lt;atlas&gt;" in index
+    assert "<script>x()" not in index
+    assert "&lt;script&gt;x()" in index
+
+
+def test_build_reads_softmax_layer_as_logits(built):
+    manifest = json.loads((built / "manifest.json").read_text())
+    probs = next(lay for lay in manifest["layers"] if lay["name"] == "probs")
+    values = [t["value"] for u in probs["units"] for t in u["top_k"]]
+    assert min(values) < 0 or max(values) > 1, "softmax outputs, not logits"
+
+
+def test_build_rerun_reuses_the_cache(project, built, monkeypatch):
+    import atlas.compute as compute
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed a cached result")
+
+    monkeypatch.setattr(compute, "synthesize", fail)
+    monkeypatch.setattr(compute, "mine", fail)
+    monkeypatch.setenv("ATLAS_MAX_STEPS", STEPS)
+    assert main(["build", "--config", str(project / "site_config.toml")]) == 0
+
+
+def test_build_refuses_a_folder_it_did_not_write(project, tmp_path, capsys):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    code = main(
+        ["build", "--config", str(project / "site_config.toml"), "--output", str(foreign)]
+    )
+    assert code == 2
+    assert "did not write" in capsys.readouterr().err
+    assert (foreign / "thesis.tex").read_text() == "precious"
+    assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
+
+
+def test_build_bad_layer_name_suggests_and_exits_nonzero(project, tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    text = (project / "site_config.toml").read_text()
+    text = text.replace('"c1", "c2", "fc", "probs"', '"fcc"')
+    text = text.replace('"tiny.keras"', f'"{project / "tiny.keras"}"')
+    text = text.replace('"data.npz"', f'"{project / "data.npz"}"')
+    text = text.replace('"about.md"', f'"{project / "about.md"}"')
+    config.write_text(text)
+    code = main(["build", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'fcc'" in err and "did you mean 'fc'" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "output").exists()

@@ -1,0 +1,131 @@
+"""Config validation: typed settings, every problem reported at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from atlas.config import load_settings, parse_settings
+from atlas.errors import ConfigError
+
+MINIMAL = {
+    "model": {"path": "m.keras"},
+    "data": {"path": "d.npz"},
+    "layers": {"names": ["conv1"]},
+}
+
+
+def _with(section: str, **values) -> dict:
+    raw = {key: dict(value) for key, value in MINIMAL.items()}
+    raw.setdefault(section, {}).update(values)
+    return raw
+
+
+def test_parse_settings_minimal_gets_defaults():
+    settings = parse_settings(MINIMAL)
+    assert settings.visualize.preset == "yosinski-3"
+    assert settings.mine.top_k == 9
+    assert settings.model.input_range == (0.0, 1.0)
+    assert settings.layers.names == ["conv1"]
+    assert settings.output.dir == Path("output")
+
+
+def test_parse_settings_unknown_key_suggests_the_close_one():
+    with pytest.raises(ConfigError) as info:
+        parse_settings(_with("visualize", stpes=10))
+    message = str(info.value)
+    assert "visualize.stpes" in message
+    assert "did you mean 'steps'" in message
+
+
+def test_parse_settings_unknown_section_is_named():
+    raw = {**MINIMAL, "visualise": {"steps": 1}}
+    with pytest.raises(ConfigError, match=r"\[visualise\].*did you mean 'visualize'"):
+        parse_settings(raw)
+
+
+def test_parse_settings_reports_every_problem_together():
+    raw = _with("mine", top_k=0)
+    raw["visualize"] = {"steps": "many", "preset": "yosinsky-3"}
+    raw["model"]["input_range"] = [1, 0]
+    with pytest.raises(ConfigError) as info:
+        parse_settings(raw)
+    message = str(info.value)
+    assert "4 problem(s)" in message
+    assert "mine.top_k" in message and "got 0" in message
+    assert "visualize.steps" in message and "'many'" in message
+    assert "did you mean 'yosinski-3'" in message
+    assert "model.input_range" in message and "low < high" in message
+
+
+def test_parse_settings_missing_required_key_names_section():
+    raw = {key: value for key, value in MINIMAL.items() if key != "data"}
+    with pytest.raises(ConfigError, match=r"data: required; add it under \[data\]"):
+        parse_settings(raw)
+
+
+def test_parse_settings_empty_layer_list_is_rejected():
+    with pytest.raises(ConfigError, match="layers.names: is empty"):
+        parse_settings(_with("layers", names=[]))
+
+
+def test_parse_settings_wrong_types_are_rejected():
+    with pytest.raises(ConfigError, match="layers.names"):
+        parse_settings(_with("layers", names="conv1"))
+
+
+def test_load_settings_resolves_paths_against_config_folder(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    config = folder / "site_config.toml"
+    config.write_text(
+        '[model]\npath = "models/m.keras"\n[data]\npath = "../data"\n'
+        '[layers]\nnames = ["c"]\n[site]\nabout = "about.md"\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert settings.model.path == folder / "models" / "m.keras"
+    assert settings.data.path == tmp_path / "data"
+    assert settings.site.about == folder / "about.md"
+    assert settings.output.dir == folder / "output"
+
+
+def test_load_settings_output_override_wins(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[model]\npath="m.keras"\n[data]\npath="d"\n[layers]\nnames=["c"]\n'
+    )
+    settings = load_settings(config, output=tmp_path / "elsewhere")
+    assert settings.output.dir == tmp_path / "elsewhere"
+
+
+def test_load_settings_missing_file_says_how_to_fix(tmp_path):
+    with pytest.raises(ConfigError, match="--config"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_load_settings_bad_toml_is_a_config_error(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[model\npath=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config)
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(st.integers(), st.text(max_size=5), st.booleans()),
+        max_size=4,
+    )
+)
+def test_parse_settings_arbitrary_visualize_tables_never_crash(table):
+    raw = _with("visualize", **table)
+    try:
+        settings = parse_settings(raw)
+    except ConfigError as exc:
+        assert "problem(s)" in str(exc)
+    else:
+        assert settings.visualize.chunk > 0
