@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from atlas.config import Settings
 from atlas.data import Dataset
 from atlas.mine import mine
-from atlas.model import feature_model, layer_output
+from atlas.model import ascent_model, feature_model
 from atlas.progress import progress_bar
 from atlas.records import LayerInfo, Mining, Synthesis
 from atlas.store import Store, cache_key
@@ -34,6 +34,7 @@ class Context:
     dataset: Dataset
     store: Store
     canvas: tuple[int, int, int]
+    pixel_mean: np.ndarray
     max_steps: int | None = None
 
 
@@ -43,9 +44,7 @@ def mine_layers(ctx: Context, infos: Sequence[LayerInfo]) -> dict[str, Mining]:
     cached = {name: ctx.store.load("mining", key) for name, key in keys.items()}
     todo = [info for info in infos if cached[info.name] is None]
     if todo:
-        logger.info(
-            "mining %d images for %s", len(ctx.dataset), [i.name for i in todo]
-        )
+        logger.info("mining %d images for %s", len(ctx.dataset), [i.name for i in todo])
         extractor = feature_model(ctx.model, todo)
         size = ctx.settings.data.batch_size
         with progress_bar(len(ctx.dataset), "mining images") as bar:
@@ -68,16 +67,12 @@ def synthesize_layer(ctx: Context, info: LayerInfo, preset_name: str) -> Synthes
     vis = ctx.settings.visualize
     preset = PRESETS[preset_name]
     steps = _steps(preset.steps, vis.steps, ctx.max_steps)
-    layer_model = keras.Model(
-        ctx.model.inputs[0], layer_output(ctx.model, info), name="atlas_layer"
-    )
+    layer_model = ascent_model(ctx.model, info)
     parts = []
     with progress_bar(info.units, f"{info.name} {preset_name}") as bar:
         for start in range(0, info.units, vis.chunk):
             units = list(range(start, min(start + vis.chunk, info.units)))
-            parts.append(
-                _chunk(ctx, layer_model, info, preset_name, units, steps)
-            )
+            parts.append(_chunk(ctx, layer_model, info, preset_name, units, steps))
             bar.update(len(units))
     return _concat(preset_name, parts)
 
@@ -88,8 +83,9 @@ def _chunk(ctx, layer_model, info, preset_name, units, steps) -> dict:
         model=ctx.digest,
         layer=info.name,
         units=[units[0], units[-1]],
-        preset=preset_name,
+        preset=asdict(PRESETS[preset_name]),
         steps=steps,
+        mean=ctx.pixel_mean.round(6).tolist(),
         seed=vis.seed,
         objective=vis.objective,
         canvas=ctx.canvas,
@@ -106,6 +102,7 @@ def _chunk(ctx, layer_model, info, preset_name, units, steps) -> dict:
         PRESETS[preset_name],
         canvas=ctx.canvas,
         input_range=ctx.settings.model.input_range,
+        mean=ctx.pixel_mean,
         seed=vis.seed,
         steps=steps,
         chunk=vis.chunk,

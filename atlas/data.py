@@ -20,6 +20,9 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 _IMAGE_KEYS = ("x", "images", "x_test", "arr_0")
 _LABEL_KEYS = ("y", "labels", "y_test")
 _PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+# Images read to estimate the dataset's mean pixel: evenly spaced, so the
+# estimate is deterministic and cheap on a large folder.
+MEAN_SAMPLE = 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,20 @@ class Dataset:
         else:
             pixels = np.stack([self._decode(self._files[i]) for i in indices])
         return self._scale(pixels)
+
+    def channel_mean(self) -> np.ndarray:
+        """The mean pixel per channel, in the model's input range.
+
+        Ascent optimizes pixels with this mean subtracted, as Yosinski et
+        al. (2015) did with the training set's mean.
+        """
+        count = min(len(self), MEAN_SAMPLE)
+        indices = np.linspace(0, len(self) - 1, count).round().astype(int)
+        total = np.zeros(self.shape[2], np.float64)
+        for start in range(0, count, 256):
+            chunk = self.get(indices[start : start + 256].tolist())
+            total += chunk.astype(np.float64).sum(axis=(0, 1, 2))
+        return (total / (count * self.shape[0] * self.shape[1])).astype(np.float32)
 
     def fingerprint(self) -> str:
         """A hash of what the dataset holds, for the build cache."""

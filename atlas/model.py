@@ -21,7 +21,11 @@ logger = logging.getLogger(__name__)
 # pre-activation (logit) instead (Simonyan et al. 2013, sec. 2).
 SQUASHING = frozenset({"softmax", "sigmoid", "log_softmax"})
 
+# Activations whose gradient is exactly zero below 0.
+ZERO_GRADIENT = frozenset({"relu", "relu6"})
+
 _SKIPPED_CLASSES = frozenset({"InputLayer"})
+_STANDALONE = {"Softmax": "softmax", "ReLU": "relu"}
 
 
 def load_model(path: Path, input_shape: Sequence[int] | None = None) -> keras.Model:
@@ -96,15 +100,41 @@ def layer_output(model: keras.Model, info: LayerInfo):
     layer = model.get_layer(info.name)
     if not info.uses_logits:
         return layer.output
+    return _linear_output(layer, info.name)
+
+
+def pre_activation(model: keras.Model, info: LayerInfo):
+    """The layer's output before a ReLU that can zero its gradient, or None.
+
+    Ascent follows it while a unit is inactive, so that a unit that is off
+    on the start image can still come alive (a redirected ReLU gradient).
+    """
+    if info.activation not in ZERO_GRADIENT or info.uses_logits:
+        return None
+    layer = model.get_layer(info.name)
+    return _linear_output(layer, f"{info.name}_pre")
+
+
+def ascent_model(model: keras.Model, info: LayerInfo) -> keras.Model:
+    """A model of the layer's output, and its pre-activation when it has one."""
+    outputs = [layer_output(model, info)]
+    pre = pre_activation(model, info)
+    if pre is not None:
+        outputs.append(pre)
+    return keras.Model(model.inputs[0], outputs, name="atlas_layer")
+
+
+def _linear_output(layer, name: str):
+    """The layer's pre-activation, from a linear twin: the model is untouched."""
     if "activation" not in layer.get_config():
-        return layer.input  # a standalone Softmax layer: its input is the logit
-    linear = layer.__class__.from_config(
-        {**layer.get_config(), "activation": "linear", "name": f"{info.name}_logits"}
+        return layer.input  # an activation layer: its input is the pre-activation
+    twin = layer.__class__.from_config(
+        {**layer.get_config(), "activation": "linear", "name": name}
     )
     inputs = layer.input
-    linear.build(inputs.shape)
-    linear.set_weights(layer.get_weights())
-    return linear(inputs)
+    twin.build(inputs.shape)
+    twin.set_weights(layer.get_weights())
+    return twin(inputs)
 
 
 def feature_model(model: keras.Model, infos: Sequence[LayerInfo]) -> keras.Model:
@@ -166,9 +196,7 @@ def _describe(layer) -> LayerInfo | None:
 def _activation_name(layer) -> str:
     activation = getattr(layer, "activation", None)
     if activation is None:
-        if layer.__class__.__name__ == "Softmax":
-            return "softmax"
-        return "linear"
+        return _STANDALONE.get(layer.__class__.__name__, "linear")
     return getattr(activation, "__name__", str(activation))
 
 

@@ -76,6 +76,7 @@ def build(settings: Settings) -> BuildReport:
         dataset=dataset,
         store=Store(output / CACHE_DIR),
         canvas=_canvas(settings, shape),
+        pixel_mean=dataset.channel_mean(),
         max_steps=_max_steps(),
     )
     layers = _compute(ctx, infos)

@@ -19,14 +19,14 @@ import tensorflow as tf
 
 from atlas.errors import ConfigError, ModelError
 from atlas.records import LayerInfo, Synthesis
-from atlas.visualize import regularizers
+from atlas.visualize import regularizers, transforms
 from atlas.visualize.objectives import (
     check_objective,
     layer_objectives,
     unit_objectives,
 )
 from atlas.visualize.params import PixelSpace, pixel_space, start_images
-from atlas.visualize.presets import Preset, step_size
+from atlas.visualize.presets import Preset, displacement
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class _Spec:
 class _Program:
     """The two functions run for a chunk, compiled or plain."""
 
-    ascend: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
+    ascend: Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
     evaluate: Callable[[tf.Tensor], tf.Tensor]
 
 
@@ -128,9 +128,10 @@ def _compile(plain: _Program, spec: _Spec) -> _Program:
     """Wrap both functions in tf.function with fixed signatures."""
     images = tf.TensorSpec(spec.shape, tf.float32)
     units = tf.TensorSpec(spec.shape[:1], tf.int32)
-    steps = tf.TensorSpec((), tf.int32)
+    scalar = tf.TensorSpec((), tf.int32)
+    signature = [images, units, scalar, scalar]
     return _Program(
-        tf.function(plain.ascend, input_signature=[images, units, steps]),
+        tf.function(plain.ascend, input_signature=signature),
         tf.function(plain.evaluate, input_signature=[images]),
     )
 
@@ -138,15 +139,33 @@ def _compile(plain: _Program, spec: _Spec) -> _Program:
 def _build(model_ref: weakref.ref[keras.Model], spec: _Spec) -> _Program:
     """The plain (uncompiled) ascent loop and objective read-out for `spec`."""
 
-    def evaluate(images: tf.Tensor) -> tf.Tensor:
-        output = model_ref()(images, training=False)
-        return layer_objectives(output, spec.kind, spec.objective)
+    def read(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        outputs = model_ref()(images, training=False)
+        if not isinstance(outputs, list | tuple):
+            outputs = [outputs]
+        post, pre = outputs[0], outputs[-1]
+        return (
+            layer_objectives(post, spec.kind, spec.objective),
+            layer_objectives(pre, spec.kind, spec.objective),
+        )
 
-    def ascend(x: tf.Tensor, units: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
+    def evaluate(images: tf.Tensor) -> tf.Tensor:
+        return read(images)[0]
+
+    def ascend(
+        x: tf.Tensor, units: tf.Tensor, steps: tf.Tensor, seed: tf.Tensor
+    ) -> tf.Tensor:
         mean = tf.constant(spec.space.mean_array)
 
-        def objectives(x: tf.Tensor) -> tf.Tensor:
-            return evaluate(x + mean)
+        def objectives(x: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
+            pixels = spec.preset.jitter
+            moved = transforms.jitter(x, pixels, seed, units, i)
+            post, pre = read(moved + mean)
+            post = unit_objectives(post, units)
+            pre = unit_objectives(pre, units)
+            # A redirected ReLU gradient: while a unit is off, where its
+            # own gradient is zero, climb its pre-activation instead.
+            return tf.where(post <= 0, pre, post)
 
         for i in tf.range(steps):
             x = _step(x, i, units, objectives, spec)
@@ -159,20 +178,18 @@ def _step(
     x: tf.Tensor,
     i: tf.Tensor,
     units: tf.Tensor,
-    objectives: Callable[[tf.Tensor], tf.Tensor],
+    objectives: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
     spec: _Spec,
 ) -> tf.Tensor:
     """One step: gradient ascent on x, then the preset's regularizers."""
     with tf.GradientTape() as tape:
         tape.watch(x)
-        objective = unit_objectives(objectives(x), units)
+        objective = objectives(x, i)
     grad = tape.gradient(objective, x)
     if grad is None:
         raise ModelError("the layer's output does not depend on its input image.")
 
-    # LIMITATION: a unit whose gradient is exactly zero on its start image (a
-    # dead ReLU) never moves; its image stays the start noise.
-    x = x + step_size(grad, spec.preset, spec.space.scale) * grad
+    x = x + displacement(grad, spec.preset, spec.space.scale)
     x = _regularize(x, grad, i, spec.preset)
     low, high = spec.space.bounds()
     return tf.clip_by_value(x, low, high)
@@ -206,7 +223,9 @@ def _run_chunk(
     order = np.arange(spec.shape[0]) % len(units)
     x0 = start_images(units.tolist(), spec.shape[1:], seed, spec.space)[order]
     padded = units[order].astype(np.int32)
-    x = program.ascend(tf.constant(x0), tf.constant(padded), tf.constant(steps))
+    x = program.ascend(
+        tf.constant(x0), tf.constant(padded), tf.constant(steps), tf.constant(seed)
+    )
 
     space, n = spec.space, len(units)
     images = space.to_images(x.numpy())

@@ -1,7 +1,8 @@
 """Ascent settings: the `Preset` record, the paper's presets and step sizes.
 
 Step sizes are given, as in Yosinski et al. (2015), for mean-subtracted
-0-255 pixels; `step_size` converts them to the model's own pixel range.
+0-255 pixels; `displacement` turns them into a step in the model's own pixel
+range, with the gradient's magnitude normalized so they fit any model.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ from atlas.errors import ConfigError
 # The deep-visualization toolbox's "progress" policy aims each step at this
 # rise of the objective, in the objective's own units (its default).
 DESIRED_PROGRESS = 2.0
-# Keeps desired_progress / |g|^2 finite for a zero gradient (a dead unit),
-# where the step then falls back to the largest allowed one.
-PROGRESS_EPS = 1e-20
+# Keeps steps finite for a zero gradient (a dead unit), which then stays put.
+GRADIENT_EPS = 1e-20
+# Gradient RMS, per 0-255 level, that a preset's step size is taken to act
+# on: at lr 100 pixels move 100 * 0.04 = 4 levels RMS per step. Measured on
+# the digits example: the paper's literal yosinski-3 step moved its pixels
+# by about 0.04 levels per step, too little to leave the start noise in
+# 1000 steps, and 100x that gave clean, recognizable digits.
+REFERENCE_GRADIENT_RMS = 0.04
 STEP_POLICIES = ("constant", "progress")
 
 
@@ -40,6 +46,7 @@ class Preset:
     step_policy: str = "constant"
     lr: float = 100.0
     desired_progress: float = DESIRED_PROGRESS
+    jitter: int = 0  # pixels each sample may shift per axis, every step
 
     def __post_init__(self) -> None:
         problems = self._problems()
@@ -64,6 +71,8 @@ class Preset:
         if self.step_policy not in STEP_POLICIES:
             expected = " or ".join(STEP_POLICIES)
             problems.append(f"step_policy must be {expected}, got {self.step_policy!r}")
+        if self.jitter < 0:
+            problems.append(f"jitter must be >= 0 pixels, got {self.jitter}")
         if self.lr <= 0:
             problems.append(f"lr must be > 0, got {self.lr}")
         return problems
@@ -95,6 +104,18 @@ PRESETS: dict[str, Preset] = {
             step_policy="progress",
             lr=1e8,
         ),
+        # Ours: yosinski-3 whose image shifts up to 3 px at random every
+        # step (Mordvintsev et al. 2015's jitter), so that no single pixel
+        # pattern can carry the unit; the atlas's default.
+        Preset(
+            "yosinski-3-jitter",
+            steps=1000,
+            decay=1e-4,
+            blur_sigma=1.0,
+            blur_every=4,
+            lr=100,
+            jitter=3,
+        ),
         # Plain ascent: the paper's unregularized, "fooling" images.
         Preset("none", steps=500, lr=100),
         # Weak L2 decay alone, the prior of Simonyan et al. (2013).
@@ -113,19 +134,22 @@ def preset_named(name: str) -> Preset:
     raise ConfigError(f"unknown preset {name!r}; expected one of {known}.{hint}")
 
 
-def step_size(grad: tf.Tensor, preset: Preset, scale: tf.Tensor) -> tf.Tensor:
-    """Per-sample step, shape (N, 1, 1, 1), in the model's pixel units.
+def displacement(grad: tf.Tensor, preset: Preset, scale: float) -> tf.Tensor:
+    """The step's change of x, (N, H, W, C), in the model's pixel units.
 
-    A step given for 0-255 pixels becomes lr * scale**2 for pixels spanning
-    255 * scale: the gradient shrinks by 1 / scale and the displacement it
-    must produce grows by scale. "progress" takes, per sample,
-    min(max_lr, desired_progress / (|g|^2 + eps)): to first order the
-    objective then rises by desired_progress, whatever the pixel units.
+    The paper's step sizes were tuned on CaffeNet, whose gradients have
+    their own magnitude; taken literally they barely move a smaller model.
+    So each sample's gradient is first rescaled to `REFERENCE_GRADIENT_RMS`
+    per 0-255 level: "constant" then moves pixels by lr * reference levels
+    RMS per step, on any model and any input range. "progress" takes the
+    toolbox's step desired_progress / |g|^2 (to first order the objective
+    rises by desired_progress), never moving more than "constant" would.
     """
-    largest = preset.lr * scale**2
-    batch = tf.shape(grad)[0]
+    rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=(1, 2, 3), keepdims=True))
+    largest = preset.lr * REFERENCE_GRADIENT_RMS * scale / (rms + GRADIENT_EPS)
     if preset.step_policy == "constant":
-        return tf.fill((batch, 1, 1, 1), largest)
+        return largest * grad
 
     squared = tf.reduce_sum(tf.square(grad), axis=(1, 2, 3), keepdims=True)
-    return tf.minimum(largest, preset.desired_progress / (squared + PROGRESS_EPS))
+    progress = preset.desired_progress / (squared + GRADIENT_EPS)
+    return tf.minimum(largest, progress) * grad
