@@ -11,8 +11,15 @@ import numpy as np
 
 from atlas.data import Dataset
 from atlas.receptive import ReceptiveField, crop
-from atlas.records import Box, LayerInfo, LayerRecord, Mining, Synthesis
-from atlas.records import TopKExample, UnitRecord
+from atlas.records import (
+    Box,
+    LayerInfo,
+    LayerRecord,
+    Mining,
+    Synthesis,
+    TopKExample,
+    UnitRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +54,21 @@ def layer_record(
 
 
 def quality(mining: Mining, synthesis: Synthesis, unit: int) -> dict:
-    """How well the image drives the unit, against the best real image."""
+    """How well the image drives the unit, against the best real image.
+
+    The ratio compares like with like: the image's largest activation over
+    positions against the best per-image maximum of the dataset.
+    """
     best = float(mining.max[unit])
     final = float(synthesis.final[unit])
-    dead = not best > 0 and not final > 0
-    ratio = final / best if best > 0 else None
+    peak = float(synthesis.peak[unit])
+    dead = not best > 0 and not peak > 0
+    ratio = peak / best if best > 0 else None
     return {
         "preset": synthesis.preset,
         "start": float(synthesis.start[unit]),
         "final": final,
+        "peak": peak,
         "dataset_max": best if math.isfinite(best) else None,
         "ratio": ratio,
         "layer_max": bool(synthesis.layer_max[unit]),
@@ -84,7 +97,9 @@ class _TopKCropper:
         self._images: dict[int, np.ndarray] = {}
 
     def examples(self, mining: Mining, unit: int) -> list[TopKExample]:
-        ranks = [r for r in range(mining.images.shape[1]) if mining.images[unit, r] >= 0]
+        ranks = [
+            r for r in range(mining.images.shape[1]) if mining.images[unit, r] >= 0
+        ]
         self._prefetch(int(mining.images[unit, r]) for r in ranks)
         return [self._example(mining, unit, r) for r in ranks]
 

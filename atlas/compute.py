@@ -115,6 +115,7 @@ def _chunk(ctx, layer_model, info, preset_name, units, steps) -> dict:
         "start": result.start,
         "final": result.final,
         "layer_max": result.layer_max,
+        "peak": result.peak,
     }
     ctx.store.save("synthesis", key, entry)
     return entry
@@ -136,6 +137,7 @@ def _concat(preset: str, parts: list[dict]) -> Synthesis:
         start=join("start"),
         final=join("final"),
         layer_max=join("layer_max").astype(bool),
+        peak=join("peak"),
     )
 
 

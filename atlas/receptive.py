@@ -106,7 +106,9 @@ class ReceptiveField:
         """The half-open input box of the unit at output position (row, col)."""
         if self.output_hw is None:
             return Box(0, 0, *self.input_hw)
-        for name, index, size in zip(("row", "col"), (row, col), self.output_hw):
+        for name, index, size in zip(
+            ("row", "col"), (row, col), self.output_hw, strict=True
+        ):
             if not 0 <= index < size:
                 raise IndexError(
                     f"{name} {index} is outside layer {self.layer_name!r}, whose "
@@ -167,7 +169,7 @@ def _trace(steps: list[_Step], ends: tuple[int, int], axis: int, index: int):
             continue
         span = _hull(wanted)
         ins = step.extents[axis] if span is None else step.rules[axis](span)
-        for tensor, got in zip(step.inputs, ins):
+        for tensor, got in zip(step.inputs, ins, strict=True):
             demand[tensor] = _hull([demand[tensor], got]) if tensor in demand else got
     return demand.get(source)
 
@@ -266,14 +268,14 @@ def _forward_specs(nodes: list, inputs: list, input_hw, fmt: str) -> dict:
                 f"cannot size layer {node.operation.name!r} "
                 f"({type(node.operation).__name__}) at input size {input_hw}: {err}"
             ) from err
-        specs.update(zip(map(id, node.outputs), keras.tree.flatten(out)))
+        specs.update(zip(map(id, node.outputs), keras.tree.flatten(out), strict=True))
     return specs
 
 
 def _input_spec(tensor, input_hw, fmt: str) -> keras.KerasTensor:
     shape = [1 if dim is None else dim for dim in tensor.shape]
     if len(shape) == SPATIAL_RANK:
-        for axis, size in zip(_spatial_axes(fmt), input_hw):
+        for axis, size in zip(_spatial_axes(fmt), input_hw, strict=True):
             shape[axis] = size
     return keras.KerasTensor(tuple(shape), dtype=tensor.dtype)
 

@@ -34,6 +34,7 @@ class Synthesis:
     start: np.ndarray  # (n,) objective of the start image
     final: np.ndarray  # (n,) objective of the final image
     layer_max: np.ndarray  # (n,) bool: is the unit the layer's most active?
+    peak: np.ndarray  # (n,) the final image's largest value over positions
 
 
 @dataclass(frozen=True)

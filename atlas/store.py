@@ -17,11 +17,14 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 CACHE_DIR = ".atlas-cache"
+# Bumped whenever what an entry holds changes, so old entries are not read.
+ENTRY_FORMAT = 2
 
 
 def cache_key(**parts: Any) -> str:
     """A stable hex key for a JSON-able description of a result."""
-    text = json.dumps(parts, sort_keys=True, default=str)
+    described = {"entry_format": ENTRY_FORMAT, **parts}
+    text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

@@ -52,9 +52,7 @@ def digits_like_model(seed: int = 0):
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((12, 12, 1), name="pixels")
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(
-        inputs
-    )
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inputs)
     x = keras.layers.MaxPooling2D(2, name="p1")(x)
     x = keras.layers.Conv2D(6, 3, activation="relu", name="c2")(x)
     x = keras.layers.Flatten(name="flat")(x)

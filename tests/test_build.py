@@ -25,7 +25,7 @@ def project(tmp_path_factory):
         '[data]\npath = "data.npz"\nbatch_size = 16\n'
         '[layers]\nnames = ["c1", "c2", "fc", "probs"]\n'
         '[visualize]\npreset = "yosinski-3"\nchunk = 4\n'
-        '[mine]\ntop_k = 5\n',
+        "[mine]\ntop_k = 5\n",
         encoding="utf-8",
     )
     return root
@@ -94,11 +94,20 @@ def test_build_escapes_user_text(built):
     assert "&lt;script&gt;x()" in index
 
 
-def test_build_reads_softmax_layer_as_logits(built):
+def test_build_reads_softmax_layer_as_logits(built, project):
+    import keras
+
+    model = keras.saving.load_model(project / "tiny.keras")
+    images = np.load(project / "data.npz")["x"].astype(np.float32) / 255.0
+    fc = keras.Model(model.inputs[0], model.get_layer("fc").output)
+    dense = model.get_layer("probs")
+    logits = fc.predict(images, verbose=0) @ dense.kernel.numpy() + dense.bias.numpy()
     manifest = json.loads((built / "manifest.json").read_text())
     probs = next(lay for lay in manifest["layers"] if lay["name"] == "probs")
-    values = [t["value"] for u in probs["units"] for t in u["top_k"]]
-    assert min(values) < 0 or max(values) > 1, "softmax outputs, not logits"
+    for unit in probs["units"]:
+        best = np.sort(logits[:, unit["index"]])[::-1][:5]
+        values = [t["value"] for t in unit["top_k"]]
+        np.testing.assert_allclose(values, best, rtol=1e-5, atol=1e-6)
 
 
 def test_build_rerun_reuses_the_cache(project, built, monkeypatch):
@@ -118,7 +127,13 @@ def test_build_refuses_a_folder_it_did_not_write(project, tmp_path, capsys):
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
     code = main(
-        ["build", "--config", str(project / "site_config.toml"), "--output", str(foreign)]
+        [
+            "build",
+            "--config",
+            str(project / "site_config.toml"),
+            "--output",
+            str(foreign),
+        ]
     )
     assert code == 2
     assert "did not write" in capsys.readouterr().err

@@ -63,6 +63,17 @@ class LayerLayout:
 
 
 @dataclass(frozen=True)
+class SiteSummary:
+    """What a render wrote: counts of pages, images, all files and bytes."""
+
+    output: Path
+    pages: int
+    images: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
 class SiteLayout:
     """Slugs for every layer name, and the layout of each atlas layer."""
 
@@ -123,6 +134,16 @@ class SiteWriter:
         folder.mkdir(parents=True, exist_ok=True)
         self._folders.add(folder)
 
+    def summary(self) -> SiteSummary:
+        """The counts so far, as a frozen record for the caller."""
+        return SiteSummary(
+            output=self.root,
+            pages=self.pages,
+            images=self.images,
+            files=self.files,
+            bytes=self.bytes,
+        )
+
 
 def plan_layout(atlas: AtlasRecord) -> SiteLayout:
     """Decide every path before anything is written."""
@@ -136,8 +157,7 @@ def plan_layout(atlas: AtlasRecord) -> SiteLayout:
             preset_names.extend(unit.images)
     presets = unique_slugs(sorted(set(preset_names)), reserved={SHEET_NAME})
     layouts = tuple(
-        _layer_layout(layer, slugs[layer.info.name], presets)
-        for layer in atlas.layers
+        _layer_layout(layer, slugs[layer.info.name], presets) for layer in atlas.layers
     )
     return SiteLayout(slugs=slugs, layers=layouts)
 
@@ -145,7 +165,8 @@ def plan_layout(atlas: AtlasRecord) -> SiteLayout:
 def build_manifest(atlas: AtlasRecord, layout: SiteLayout) -> dict[str, object]:
     """The manifest document: what was built, and every file per unit."""
     layers = [
-        _layer_entry(layer, lay) for layer, lay in zip(atlas.layers, layout.layers)
+        _layer_entry(layer, lay)
+        for layer, lay in zip(atlas.layers, layout.layers, strict=True)
     ]
     return {
         "schema": SCHEMA,

@@ -1,17 +1,14 @@
 """Rendering an `AtlasRecord` into a static site: pages, images, manifest.
 
 `render_site` plans every path first, then writes each file atomically
-inside the output folder. Templates receive frozen dataclasses from
-`atlas.site.pages`-style builders below and only lay them out.
+inside the output folder. Templates receive the frozen dataclasses that
+`atlas.site.pages` builds and only lay them out.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -22,29 +19,20 @@ from atlas.site import images, pages
 from atlas.site.manifest import (
     LayerLayout,
     SiteLayout,
+    SiteSummary,
+    SiteWriter,
     build_manifest,
     manifest_bytes,
     ordered_units,
     plan_layout,
 )
 
-TEMPLATES = ("base.html", "index.html", "layer.html", "unit.html")
+TEMPLATES = ("base.html", "macros.html", "index.html", "layer.html", "unit.html")
 STATIC = "static"
 # Static hosts cap a deployment at 4,000 to 20,000 files.
 WARN_FILES = 20_000
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SiteSummary:
-    """What a render wrote: counts of pages, images, all files and bytes."""
-
-    output: Path
-    pages: int
-    images: int
-    files: int
-    bytes: int
 
 
 def render_site(atlas: AtlasRecord, output: Path, templates: Path) -> SiteSummary:
@@ -58,7 +46,7 @@ def render_site(atlas: AtlasRecord, output: Path, templates: Path) -> SiteSummar
     _copy_static(Path(templates) / STATIC, writer)
     index = pages.index_page(atlas, layout)
     writer.write_page("index.html", _render(environment, "index.html", index))
-    for layer, lay in zip(atlas.layers, layout.layers):
+    for layer, lay in zip(atlas.layers, layout.layers, strict=True):
         _write_layer(environment, atlas, layer, lay, writer)
     writer.write("manifest.json", manifest_bytes(build_manifest(atlas, layout)))
 
@@ -167,4 +155,4 @@ def _log_summary(summary: SiteSummary, seconds: float) -> None:
         )
 
 
-__all__ = ["SiteLayout", "SiteSummary", "SiteWriter", "make_environment"]
+__all__ = ["SiteLayout", "SiteSummary", "SiteWriter", "make_environment", "render_site"]

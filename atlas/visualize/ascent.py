@@ -23,6 +23,7 @@ from atlas.visualize import regularizers, transforms
 from atlas.visualize.objectives import (
     check_objective,
     layer_objectives,
+    layer_peaks,
     unit_objectives,
 )
 from atlas.visualize.params import PixelSpace, pixel_space, start_images
@@ -47,7 +48,7 @@ class _Program:
     """The two functions run for a chunk, compiled or plain."""
 
     ascend: Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
-    evaluate: Callable[[tf.Tensor], tf.Tensor]
+    evaluate: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
 
 # Compiled programs per layer model; weak keys let a dropped model go.
@@ -139,18 +140,25 @@ def _compile(plain: _Program, spec: _Spec) -> _Program:
 def _build(model_ref: weakref.ref[keras.Model], spec: _Spec) -> _Program:
     """The plain (uncompiled) ascent loop and objective read-out for `spec`."""
 
+    def outputs(images: tf.Tensor) -> list[tf.Tensor]:
+        result = model_ref()(images, training=False)
+        return list(result) if isinstance(result, list | tuple) else [result]
+
     def read(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        outputs = model_ref()(images, training=False)
-        if not isinstance(outputs, list | tuple):
-            outputs = [outputs]
-        post, pre = outputs[0], outputs[-1]
+        post, *rest = outputs(images)
+        pre = rest[0] if rest else post
         return (
             layer_objectives(post, spec.kind, spec.objective),
             layer_objectives(pre, spec.kind, spec.objective),
         )
 
-    def evaluate(images: tf.Tensor) -> tf.Tensor:
-        return read(images)[0]
+    def evaluate(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(objectives, peaks) of the layer's units, each (N, U)."""
+        post = outputs(images)[0]
+        return (
+            layer_objectives(post, spec.kind, spec.objective),
+            layer_peaks(post, spec.kind),
+        )
 
     def ascend(
         x: tf.Tensor, units: tf.Tensor, steps: tf.Tensor, seed: tf.Tensor
@@ -219,7 +227,7 @@ def _regularize(
 def _run_chunk(
     program: _Program, spec: _Spec, units: np.ndarray, seed: int, steps: int
 ) -> tuple[np.ndarray, ...]:
-    """Optimize one chunk; returns (images, start, final, layer_max)."""
+    """Optimize one chunk: (images, start, final, layer_max, peak)."""
     order = np.arange(spec.shape[0]) % len(units)
     x0 = start_images(units.tolist(), spec.shape[1:], seed, spec.space)[order]
     padded = units[order].astype(np.int32)
@@ -229,18 +237,19 @@ def _run_chunk(
 
     space, n = spec.space, len(units)
     images = space.to_images(x.numpy())
-    start = program.evaluate(tf.constant(space.to_images(x0))).numpy()[:n]
-    final = program.evaluate(tf.constant(images)).numpy()[:n]
+    start = program.evaluate(tf.constant(space.to_images(x0)))[0].numpy()[:n]
+    final, peak = (v.numpy()[:n] for v in program.evaluate(tf.constant(images)))
     rows = np.arange(n)
     layer_max = final[rows, units] >= final.max(axis=1)
-    return images[:n], start[rows, units], final[rows, units], layer_max
+    chosen = (start[rows, units], final[rows, units], layer_max, peak[rows, units])
+    return (images[:n], *chosen)
 
 
 def _assemble(name: str, units: np.ndarray, parts: list[tuple]) -> Synthesis:
     """Join the chunks' results into one record."""
     columns = zip(*parts, strict=True)
-    images, start, final, layer_max = (np.concatenate(c) for c in columns)
-    return Synthesis(name, units, images, start, final, layer_max)
+    images, start, final, layer_max, peak = (np.concatenate(c) for c in columns)
+    return Synthesis(name, units, images, start, final, layer_max, peak)
 
 
 def _check_units(units: Sequence[int], info: LayerInfo) -> np.ndarray:

@@ -45,6 +45,15 @@ def layer_objectives(output: tf.Tensor, kind: str, objective: str) -> tf.Tensor:
     return output[:, size[1] // 2, size[2] // 2, :]
 
 
+def layer_peaks(output: tf.Tensor, kind: str) -> tf.Tensor:
+    """Every unit's largest value over positions, (N, U) float32: the
+    measure mining ranks dataset images by, so the two compare."""
+    output = tf.cast(output, tf.float32)
+    if kind == "dense":
+        return output
+    return tf.reduce_max(output, axis=(1, 2))
+
+
 def unit_objectives(objectives: tf.Tensor, units: tf.Tensor) -> tf.Tensor:
     """(N, U) objectives and (N,) unit indices -> (N,): sample i's unit."""
     return tf.gather(objectives, units, axis=1, batch_dims=1)

@@ -1,0 +1,76 @@
+"""Numbers and facts as pages show them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from atlas.records import LayerInfo
+from atlas.site.facts import (
+    format_number,
+    layer_facts,
+    percent,
+    quality_facts,
+    shape_text,
+    stats_facts,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "—"),
+        (True, "yes"),
+        (12345, "12,345"),
+        (np.int64(7), "7"),
+        (0.0, "0"),
+        (2.0, "2"),
+        (1234.5, "1,230"),
+        (999.96, "1,000"),
+        (0.012345, "0.0123"),
+        (-0.5, "-0.5"),
+        (np.float32(3.14159), "3.14"),
+        (0.001, "0.001"),
+        (0.000123456, "1.23e-4"),
+        (123456789.0, "1.23e8"),
+        (float("inf"), "∞"),
+        (float("nan"), "not a number"),
+        ("text", "text"),
+    ],
+)
+def test_format_number_three_significant_digits(value, text):
+    assert format_number(value) == text
+
+
+def test_percent_fraction_three_digits():
+    assert [percent(2 / 3), percent(1.0), percent(None)] == ["66.7%", "100%", "—"]
+
+
+def test_shape_text_keeps_batch_dimension():
+    assert shape_text((None, 12, 12, 4)) == "(None, 12, 12, 4)"
+
+
+def test_quality_facts_known_order_then_others():
+    quality = {"zeta": 1.5, "ratio": 0.5, "start": 0.25, "dead": False}
+    facts = [(f.label, f.value) for f in quality_facts(quality)]
+    assert facts == [
+        ("Objective of the start image", "0.25"),
+        ("Largest activation: final image / best on the dataset", "50%"),
+        ("Dead (never active)", "no"),
+        ("zeta", "1.5"),
+    ]
+
+
+def test_stats_facts_counts_and_fractions():
+    stats = {"images": 1797.0, "active_fraction": 0.123456, "mean": 0.5}
+    assert [f.value for f in stats_facts(stats)] == ["0.5", "12.3%", "1,797"]
+
+
+def test_layer_facts_name_class_shape_units():
+    info = LayerInfo("fc", "Dense", (None, 1500), 1500, "dense", "relu")
+    assert [(f.label, f.value) for f in layer_facts(info)] == [
+        ("Class", "Dense"),
+        ("Output shape", "(None, 1500)"),
+        ("Units", "1,500"),
+        ("Activation", "relu"),
+    ]

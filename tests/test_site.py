@@ -1,0 +1,402 @@
+"""The site renderer on hand-built records: files, links, escaping, shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atlas.errors import BuildError
+from atlas.records import AtlasRecord, LayerRecord, UnitRecord
+from atlas.site import SiteSummary, render_site
+from atlas.site.facts import format_number
+from atlas.site.manifest import MAX_ENTRIES
+from tests.helpers import broken_links
+from tests.site_records import (
+    PRESETS,
+    make_atlas,
+    make_info,
+    make_layer,
+    make_unit,
+    parse,
+    rel_link,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+HOSTILE_NAME = "<script>alert(1)</script>"
+HOSTILE_LABEL = '"../x"'
+DEAD_TEXT = "never active on the dataset"
+
+
+def small_atlas() -> AtlasRecord:
+    """Three layers: gaps in unit indices, a dead unit, hostile text, logits."""
+    conv = make_layer(make_info("c1", 4), [0, 2, 3, 5])
+    hostile = LayerRecord(
+        info=make_info(HOSTILE_NAME, 2),
+        units=[make_unit(0, label=HOSTILE_LABEL), make_unit(1, dead=True)],
+    )
+    logits = make_layer(
+        make_info("probs", 3, kind="dense", uses_logits=True), range(3), label=None
+    )
+    return make_atlas(
+        [conv, hostile, logits],
+        title='Tiny "<atlas>"',
+        accuracy=2 / 3,
+        extra=(make_info("outside", 7),),
+    )
+
+
+def render(atlas: AtlasRecord, folder: Path) -> SiteSummary:
+    folder.mkdir(parents=True, exist_ok=True)
+    return render_site(atlas, folder, TEMPLATES)
+
+
+def unit_entries(site: Path) -> list[tuple[dict, dict]]:
+    manifest = json.loads((site / "manifest.json").read_text(encoding="utf-8"))
+    return [(layer, unit) for layer in manifest["layers"] for unit in layer["units"]]
+
+
+def all_pages(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("site") / "out"
+    render(small_atlas(), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("big") / "out"
+    layer = make_layer(make_info("wide", 600), range(600), k=2, size=2, presets=("p",))
+    render(make_atlas([layer]), folder)
+    return folder
+
+
+# Files
+
+
+def test_render_site_every_unit_gets_a_page_and_images(site):
+    atlas = small_atlas()
+    entries = unit_entries(site)
+    assert [(layer["name"], unit["index"]) for layer, unit in entries] == [
+        (layer.info.name, unit.index) for layer in atlas.layers for unit in layer.units
+    ]
+    for _, unit in entries:
+        assert (site / unit["page"]).is_file()
+        assert set(unit["images"]) == set(PRESETS)
+        for path in [*unit["images"].values(), unit["sheet"]]:
+            assert (site / path).read_bytes().startswith(b"\x89PNG")
+
+
+def test_render_site_summary_counts_what_it_wrote(tmp_path):
+    atlas = small_atlas()
+    summary = render(atlas, tmp_path / "out")
+    units = sum(len(layer.units) for layer in atlas.layers)
+    assert summary.pages == 1 + len(atlas.layers) + units
+    assert summary.images == units * (len(PRESETS) + 1)
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert summary.files == len(written)
+    assert summary.bytes == sum(p.stat().st_size for p in written)
+
+
+def test_render_site_every_link_resolves(site):
+    assert broken_links(site) == []
+
+
+def test_render_site_same_record_twice_is_byte_identical(tmp_path):
+    render(small_atlas(), tmp_path / "a")
+    render(small_atlas(), tmp_path / "b")
+    first = {p.relative_to(tmp_path / "a"): p for p in (tmp_path / "a").rglob("*")}
+    second = {p.relative_to(tmp_path / "b"): p for p in (tmp_path / "b").rglob("*")}
+    assert sorted(first) == sorted(second)
+    for name, path in first.items():
+        if path.is_file():
+            assert path.read_bytes() == second[name].read_bytes(), name
+
+
+def test_render_site_missing_template_names_it(tmp_path):
+    with pytest.raises(BuildError, match="unit.html"):
+        render_site(small_atlas(), tmp_path, tmp_path)
+
+
+def test_render_site_import_leaves_tensorflow_unloaded():
+    code = (
+        "import sys, atlas.site, atlas.site.pages; "
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('tensorflow', 'keras')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_check_atlas_float_image_names_layer_and_unit(tmp_path):
+    unit = make_unit(3)
+    bad = UnitRecord(
+        index=3,
+        images={"lucid": unit.images["lucid"].astype(np.float32)},
+        top_k=unit.top_k,
+        quality=unit.quality,
+        stats=unit.stats,
+    )
+    atlas = make_atlas([LayerRecord(info=make_info("c9", 4), units=[bad])])
+    with pytest.raises(BuildError, match=r"layer 'c9' unit 3 .*'lucid'.*float32"):
+        render(atlas, tmp_path / "out")
+    assert not (tmp_path / "out" / "index.html").exists()
+
+
+# Markup rules
+
+
+def test_pages_no_inline_style_script_or_handlers(site):
+    for page in all_pages(site):
+        html = page.read_text(encoding="utf-8")
+        assert "style=" not in html, page
+        assert "<style" not in html, page
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert "src=" in tag, page
+        assert not re.search(r"<[^>]*\son[a-z]+\s*=", html), page
+
+
+def test_pages_csp_meta_is_first_in_head(site):
+    for page in all_pages(site):
+        html = page.read_text(encoding="utf-8")
+        first = re.search(r"<head>\s*(<[^>]*>)", html).group(1)
+        assert 'http-equiv="Content-Security-Policy"' in first, page
+        assert "default-src 'none'" in first
+
+
+def test_pages_every_image_has_alt_and_size(site):
+    for page in all_pages(site):
+        for tag, attrs in parse(page).tags:
+            if tag == "img":
+                assert attrs.get("alt"), page
+                assert int(attrs["width"]) > 0 and int(attrs["height"]) > 0
+
+
+def test_layer_page_thumbnails_lazy_with_sizes(site):
+    tags = [a for t, a in parse(site / "layers" / "c1.html").tags if t == "img"]
+    assert len(tags) == 8
+    assert all(attrs["loading"] == "lazy" for attrs in tags)
+    synthesized, sheets = tags[0::2], tags[1::2]
+    # 6-pixel images grow 16 times to 96; 3-pixel crops are stored 13 times
+    # larger in the sheet, 39 pixels, and shown as stored.
+    assert {(a["width"], a["height"], a["class"]) for a in synthesized} == {
+        ("96", "96", "pixelated")
+    }
+    assert {(a["width"], a["height"]) for a in sheets} == {("121", "39")}
+    assert not any("class" in attrs for attrs in sheets)
+
+
+def test_layer_page_many_examples_clip_grid_sheet(tmp_path):
+    layer = make_layer(make_info("deep", 1), [0], k=9)
+    render(make_atlas([layer]), tmp_path)
+    grid = [a for t, a in parse(tmp_path / "layers" / "deep.html").tags if t == "img"]
+    assert grid[1]["class"] == "clipped"
+    assert (grid[1]["width"], grid[1]["height"]) == (str(5 * 39 + 4 * 2), "39")
+    page = [a for t, a in parse(tmp_path / "units/deep/0000.html").tags if t == "img"]
+    sheet = page[-1]
+    assert (sheet["width"], sheet["height"]) == (str(2 * (9 * 39 + 8 * 2)), "78")
+    assert sheet["class"] == "pixelated"
+
+
+def test_layer_page_large_image_shrinks_smoothly(tmp_path):
+    layer = make_layer(make_info("big", 1), [0], size=300)
+    render(make_atlas([layer]), tmp_path)
+    images = [a for t, a in parse(tmp_path / "layers" / "big.html").tags if t == "img"]
+    synthesized = images[0]
+    assert (synthesized["width"], synthesized["height"]) == ("96", "96")
+    assert "class" not in synthesized
+
+
+# Escaping
+
+
+def test_pages_escape_hostile_layer_name_and_label(site):
+    for page in all_pages(site):
+        html = page.read_text(encoding="utf-8")
+        assert "<script>alert(1)" not in html, page
+        assert HOSTILE_LABEL not in html, page
+        assert "<atlas>" not in html, page
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index
+    assert "Tiny &#34;&lt;atlas&gt;&#34;" in index
+    _, unit = next(
+        entry for entry in unit_entries(site) if entry[0]["name"] == HOSTILE_NAME
+    )
+    html = (site / unit["page"]).read_text(encoding="utf-8")
+    assert "&#34;../x&#34;" in html
+
+
+def test_render_site_hostile_names_write_only_inside_output(tmp_path):
+    render(small_atlas(), tmp_path / "out")
+    outside = [p for p in tmp_path.rglob("*") if (tmp_path / "out") not in p.parents]
+    assert outside == [tmp_path / "out"]
+    names = [p.name for p in (tmp_path / "out").rglob("*")]
+    assert not any("<" in name or '"' in name or "evil" in name for name in names)
+
+
+def test_index_page_about_html_kept_as_markup(site):
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert "A <em>tiny</em> model. &lt;b&gt;raw&lt;/b&gt;" in index
+
+
+# Index
+
+
+def test_index_page_lists_every_layer_and_links_atlas_layers(site):
+    atlas = small_atlas()
+    rows = parse(site / "index.html").rows
+    table = {row[0]: row for row in rows if len(row) == 4}
+    assert sorted(table) == sorted(["Layer", *(i.name for i in atlas.all_layers)])
+    assert table["outside"][1:] == ["Conv2D", "(None, 6, 6, 7)", "7"]
+    links = [
+        (site / attrs["href"]).resolve()
+        for tag, attrs in parse(site / "index.html").tags
+        if tag == "a" and attrs["href"].startswith("layers/")
+    ]
+    pages = [
+        site / layer["page"]
+        for layer in json.loads((site / "manifest.json").read_text())["layers"]
+    ]
+    assert links == [p.resolve() for p in pages]
+
+
+def test_index_page_states_model_facts(site):
+    text = (site / "index.html").read_text(encoding="utf-8")
+    for fact in ("tiny (tiny.keras)", "6 × 6 × 3", "12,345", "data.npz, 40 images"):
+        assert fact in text
+    assert "2024-05-01" in text and np.__version__ in text
+
+
+def test_index_page_logits_accuracy_stated(site):
+    text = (site / "index.html").read_text(encoding="utf-8")
+    assert "The model classifies 66.7% of the logits units' images" in text
+
+
+def test_index_page_logits_accuracy_absent_when_none(tmp_path):
+    render(make_atlas([make_layer(make_info("c1", 1), [0])]), tmp_path)
+    assert "classifies" not in (tmp_path / "index.html").read_text(encoding="utf-8")
+
+
+# Layer and unit pages
+
+
+def test_unit_page_previous_and_next_link_neighbours(site):
+    pages = [
+        site / unit["page"]
+        for layer, unit in unit_entries(site)
+        if layer["name"] == "c1"
+    ]
+    assert [p.name for p in pages] == [
+        "0000.html",
+        "0002.html",
+        "0003.html",
+        "0005.html",
+    ]
+    for position, page in enumerate(pages):
+        before = pages[position - 1].resolve() if position else None
+        after = pages[position + 1].resolve() if position + 1 < len(pages) else None
+        assert rel_link(page, "prev") == before
+        assert rel_link(page, "next") == after
+
+
+def test_unit_page_shows_every_value_label_and_source(site):
+    atlas = small_atlas()
+    unit = atlas.layers[0].units[1]
+    rows = parse(site / "units" / "c1" / "0002.html").rows
+    shown = [row for row in rows if len(row) == 5 and row[0].isdigit()]
+    assert shown == [
+        [str(rank), format_number(ex.value), "cat", ex.source, str(ex.image)]
+        for rank, ex in enumerate(unit.top_k, 1)
+    ]
+    assert shown[0][1] == "5.7"
+
+
+def test_unit_page_shows_quality_and_stats(site):
+    text = (site / "units" / "c1" / "0002.html").read_text(encoding="utf-8")
+    # final 4.0 against a dataset best of 1.2345 * 3 + 2 = 5.7035
+    assert "70.1%" in text
+    assert "Objective of the start image" in text and "0.125" in text
+    assert "Images where it is active (above 0)" in text and "25%" in text
+    assert "Images seen" in text and ">40<" in text
+
+
+def test_unit_page_links_up_to_layer_and_index(site):
+    page = site / "units" / "c1" / "0003.html"
+    hrefs = [a["href"] for t, a in parse(page).tags if t == "a"]
+    assert "../../layers/c1.html#u0003" in hrefs
+    assert "../../index.html" in hrefs
+
+
+def test_unit_page_logits_layer_says_pre_activation(site):
+    text = (site / "units" / "probs" / "0001.html").read_text(encoding="utf-8")
+    assert "pre-activation logits" in text and "softmax" in text
+    assert '<th scope="col" class="num">Logit</th>' in text
+
+
+def test_unit_page_dead_unit_says_never_active(site):
+    layer, unit = [e for e in unit_entries(site) if e[0]["name"] == HOSTILE_NAME][1]
+    assert unit["quality"]["dead"] is True
+    assert DEAD_TEXT in (site / unit["page"]).read_text(encoding="utf-8")
+    layer_html = (site / layer["page"]).read_text(encoding="utf-8")
+    assert layer_html.count(DEAD_TEXT) == 1
+
+
+def test_layer_page_links_every_unit_and_index(site):
+    hrefs = [a["href"] for t, a in parse(site / "layers" / "c1.html").tags if t == "a"]
+    for index in (0, 2, 3, 5):
+        assert f"../units/c1/{index:04d}.html" in hrefs
+    assert "../index.html" in hrefs
+
+
+# Manifest
+
+
+def test_manifest_has_documented_fields(site):
+    manifest = json.loads((site / "manifest.json").read_text(encoding="utf-8"))
+    assert {"model", "settings", "versions", "layers"} <= set(manifest)
+    assert manifest["model"]["parameters"] == 12345
+    atlas = small_atlas()
+    for layer, record in zip(manifest["layers"], atlas.layers, strict=True):
+        assert layer["name"] == record.info.name
+        for unit, expected in zip(layer["units"], record.units, strict=True):
+            assert {"index", "page", "images", "top_k", "quality"} <= set(unit)
+            assert unit["index"] == expected.index
+            assert [(t["image"], t["value"], t["label"]) for t in unit["top_k"]] == [
+                (ex.image, ex.value, ex.label) for ex in expected.top_k
+            ]
+            assert unit["quality"]["dead"] == expected.quality["dead"]
+
+
+# Sharding
+
+
+def test_render_site_large_layer_shards_under_entry_cap(sharded):
+    for folder, subfolders, files in os.walk(sharded):
+        assert len(subfolders) + len(files) <= MAX_ENTRIES, folder
+    assert (sharded / "units" / "wide" / "001" / "0550.html").is_file()
+    assert len(list(sharded.glob("units/wide/*/*.html"))) == 600
+
+
+def test_render_site_large_layer_links_resolve(sharded):
+    assert broken_links(sharded) == []
+    page = sharded / "units" / "wide" / "001" / "0500.html"
+    expected = sharded / "units" / "wide" / "000" / "0499.html"
+    assert rel_link(page, "prev") == expected.resolve()
