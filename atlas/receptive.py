@@ -121,9 +121,25 @@ class ReceptiveField:
     def _span(self, axis: int, index: int) -> Span:
         key = (axis, index)
         if key not in self._spans:
-            span = _trace(self._steps, self._ends, axis, index)
-            self._spans[key] = (0, self.input_hw[axis] - 1) if span is None else span
+            self._spans[key] = self._field_span(axis, index)
         return self._spans[key]
+
+    def _field_span(self, axis: int, index: int) -> Span:
+        """The exact support, extended past the border where it meets one.
+
+        The support (spans clipped to every tensor on the way) is what the
+        unit reads; where it reaches an image edge, the geometric span (never
+        clipped) says how far the field runs on into the padding, so a crop
+        keeps the image in its place within the field.
+        """
+        size = self.input_hw[axis]
+        exact = _trace(self._steps, self._ends, axis, index, clip=True)
+        reach = _trace(self._steps, self._ends, axis, index, clip=False)
+        if exact is None or reach is None:
+            return (0, size - 1)
+        top = reach[0] if exact[0] <= 0 else exact[0]
+        bottom = reach[1] if exact[1] >= size - 1 else exact[1]
+        return (top, bottom)
 
 
 def receptive_field(
@@ -160,7 +176,14 @@ def crop(
     return out
 
 
-def _trace(steps: list[_Step], ends: tuple[int, int], axis: int, index: int):
+def _trace(
+    steps: list[_Step], ends: tuple[int, int], axis: int, index: int, clip: bool
+) -> Span | None:
+    """The input span one output index depends on, along one axis.
+
+    With `clip`, every span is cut to the tensor it indexes, so positions
+    that exist only as padding read nothing further back.
+    """
     target, source = ends
     demand: dict[int, Span | None] = {target: (index, index)}
     for step in steps:
@@ -169,9 +192,19 @@ def _trace(steps: list[_Step], ends: tuple[int, int], axis: int, index: int):
             continue
         span = _hull(wanted)
         ins = step.extents[axis] if span is None else step.rules[axis](span)
+        if clip:
+            ins = [_clip(s, e) for s, e in zip(ins, step.extents[axis], strict=True)]
         for tensor, got in zip(step.inputs, ins, strict=True):
+            if got is not None and got[0] > got[1]:
+                continue  # only padding of this input: it reads nothing
             demand[tensor] = _hull([demand[tensor], got]) if tensor in demand else got
     return demand.get(source)
+
+
+def _clip(span: Span | None, extent: Span | None) -> Span | None:
+    if span is None or extent is None:
+        return span
+    return max(span[0], extent[0]), min(span[1], extent[1])
 
 
 def _hull(spans: list[Span | None]) -> Span | None:
