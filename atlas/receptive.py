@@ -8,70 +8,24 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
 from atlas.errors import ModelError
+from atlas.field_rules import (
+    SPATIAL_RANK,
+    Rule,
+    Span,
+    fixed_rule,
+    layer_rule,
+    spatial_axes,
+)
 from atlas.records import Box
 
-SPATIAL_RANK = 4  # (batch, rows, cols, channels), or channels first
-ELEMENTWISE_LAYERS = (
-    keras.layers.Activation,
-    keras.layers.ActivityRegularization,
-    keras.layers.AlphaDropout,
-    keras.layers.BatchNormalization,
-    keras.layers.Dropout,
-    keras.layers.ELU,
-    keras.layers.GaussianDropout,
-    keras.layers.GaussianNoise,
-    keras.layers.Identity,
-    keras.layers.LeakyReLU,
-    keras.layers.Normalization,
-    keras.layers.PReLU,
-    keras.layers.ReLU,
-    keras.layers.Rescaling,
-    keras.layers.SpatialDropout2D,
-    keras.layers.Add,
-    keras.layers.Average,
-    keras.layers.Maximum,
-    keras.layers.Minimum,
-    keras.layers.Multiply,
-    keras.layers.Subtract,
-)
-AXIS_LAYERS = (  # act along `axis`; every other axis is elementwise
-    keras.layers.Concatenate,
-    keras.layers.LayerNormalization,
-    keras.layers.Softmax,
-    keras.layers.UnitNormalization,
-    keras.layers.RMSNormalization,
-)
-WINDOW_LAYERS = (  # a kernel sliding over the input: conv and pooling
-    keras.src.layers.convolutional.base_conv.BaseConv,
-    keras.src.layers.convolutional.base_depthwise_conv.BaseDepthwiseConv,
-    keras.src.layers.convolutional.base_separable_conv.BaseSeparableConv,
-    keras.src.layers.pooling.base_pooling.BasePooling,
-)
-GLOBAL_LAYERS = (  # every output reads every input position
-    keras.src.layers.pooling.base_global_pooling.BaseGlobalPooling,
-    keras.layers.GroupNormalization,
-)
-ELEMENTWISE_OPS = frozenset(  # keras.ops called on symbolic tensors
-    "Abs Absolute Add Cast Clip Divide Elu Equal Exp Gelu Greater GreaterEqual "
-    "HardSigmoid HardSilu LeakyRelu Less LessEqual Log Maximum Minimum Multiply "
-    "Negative NotEqual Power Relu Relu6 Selu Sigmoid Silu Softplus Sqrt Square "
-    "Subtract Tanh TrueDivide Where".split()
-)
-
 logger = logging.getLogger(__name__)
-
-Span = tuple[int, int]  # inclusive index interval along one spatial axis
-# A rule maps a span of a layer's output to one span per input; None stands
-# for a non-spatial input, which the output always reads as a whole.
-Rule = Callable[[Span], list[Span | None]]
 
 
 @dataclass(frozen=True)
@@ -285,10 +239,6 @@ def _data_format(nodes: list) -> str:
     return keras.config.image_data_format()
 
 
-def _spatial_axes(fmt: str) -> tuple[int, int]:
-    return (2, 3) if fmt == "channels_first" else (1, 2)
-
-
 def _forward_specs(nodes: list, inputs: list, input_hw, fmt: str) -> dict:
     """Concrete output specs of every tensor on the path at `input_hw`."""
     specs = {id(t): _input_spec(t, input_hw, fmt) for t in inputs}
@@ -308,7 +258,7 @@ def _forward_specs(nodes: list, inputs: list, input_hw, fmt: str) -> dict:
 def _input_spec(tensor, input_hw, fmt: str) -> keras.KerasTensor:
     shape = [1 if dim is None else dim for dim in tensor.shape]
     if len(shape) == SPATIAL_RANK:
-        for axis, size in zip(_spatial_axes(fmt), input_hw, strict=True):
+        for axis, size in zip(spatial_axes(fmt), input_hw, strict=True):
             shape[axis] = size
     return keras.KerasTensor(tuple(shape), dtype=tensor.dtype)
 
@@ -316,7 +266,7 @@ def _input_spec(tensor, input_hw, fmt: str) -> keras.KerasTensor:
 def _hw(spec, fmt: str) -> tuple[int, int] | None:
     if len(spec.shape) != SPATIAL_RANK:
         return None
-    rows, cols = _spatial_axes(fmt)
+    rows, cols = spatial_axes(fmt)
     return spec.shape[rows], spec.shape[cols]
 
 
@@ -326,106 +276,16 @@ def _step(node, specs: dict, fmt: str) -> _Step:
     extents = tuple(
         [None if hw is None else (0, hw[a] - 1) for hw in ins] for a in (0, 1)
     )
-    rules = tuple(_fixed(extents[a]) for a in (0, 1))
+    rules = tuple(fixed_rule(extents[a]) for a in (0, 1))
     if out is not None and any(hw is not None for hw in ins):
         sizes = [[None if hw is None else hw[a] for hw in ins] for a in (0, 1)]
-        known = [_rule(node.operation, a, sizes[a], out[a], fmt) for a in (0, 1)]
+        known = [layer_rule(node.operation, a, sizes[a], out[a], fmt) for a in (0, 1)]
         if None in known:
             _warn_unknown(node.operation)
         else:
             rules = tuple(known)
     ids = tuple(map(id, node.outputs)), tuple(map(id, node.input_tensors))
     return _Step(*ids, rules, extents)
-
-
-def _rule(op, axis: int, ins: list, out: int, fmt: str) -> Rule | None:
-    """How `op` maps an output span to input spans along one spatial axis."""
-    if isinstance(op, WINDOW_LAYERS) and len(op.strides) == 2:
-        dilation = getattr(op, "dilation_rate", (1, 1))[axis]
-        kernel = getattr(op, "kernel_size", None) or op.pool_size
-        stride = op.strides[axis]
-        return _window(kernel[axis], stride, dilation, op.padding, ins[0], out)
-    if isinstance(op, keras.layers.ZeroPadding2D):
-        return _shift(-op.padding[axis][0])
-    if isinstance(op, keras.layers.Cropping2D):
-        return _shift(op.cropping[axis][0])
-    if isinstance(op, keras.layers.UpSampling2D):
-        return _upsampling(op.interpolation, op.size[axis], ins[0], out)
-    if isinstance(op, GLOBAL_LAYERS):
-        return _fixed([None if n is None else (0, n - 1) for n in ins])
-    if isinstance(op, AXIS_LAYERS) and _acts_on(op.axis, axis, fmt):
-        if isinstance(op, keras.layers.Concatenate):
-            return None  # joining along rows or columns moves positions
-        return _fixed([None if n is None else (0, n - 1) for n in ins])
-    if _elementwise(op, fmt):
-        return _pointwise(ins, out)
-    # LIMITATION: transposed convs, reshapes and nested models on the path
-    # make the field the whole of their input, with a warning.
-    return None
-
-
-def _elementwise(op, fmt: str) -> bool:
-    if isinstance(op, ELEMENTWISE_LAYERS + AXIS_LAYERS):
-        return True
-    if isinstance(op, keras.layers.Dense):  # a 1x1 conv on channels-last maps
-        return fmt == "channels_last"
-    return type(op).__module__.startswith("keras.src.ops") and (
-        type(op).__name__ in ELEMENTWISE_OPS
-    )
-
-
-def _acts_on(axes, axis: int, fmt: str) -> bool:
-    wanted = _spatial_axes(fmt)[axis]
-    axes = axes if isinstance(axes, (list, tuple)) else [axes]
-    return any(a % SPATIAL_RANK == wanted for a in axes)
-
-
-def _window(kernel, stride, dilation, padding, size_in, size_out) -> Rule:
-    reach = (kernel - 1) * dilation + 1  # the effective kernel
-    before = 0
-    if str(padding).lower() == "same":
-        # TensorFlow's SAME: total padding split, the odd pixel after.
-        before = max((size_out - 1) * stride + reach - size_in, 0) // 2
-    return lambda s: [(s[0] * stride - before, s[1] * stride - before + reach - 1)]
-
-
-def _shift(offset: int) -> Rule:
-    return lambda s: [(s[0] + offset, s[1] + offset)]
-
-
-def _upsampling(mode: str, factor: int, size_in: int, size_out: int):
-    if mode == "nearest":
-        return lambda s: [(s[0] // factor, s[1] // factor)]
-    if mode != "bilinear":
-        return None
-
-    # Half-pixel centres: output o samples input (o + 0.5) / f - 0.5 and
-    # its right neighbour, clamped to the image.
-    # LIMITATION: bilinear upsampling by an odd factor may widen a box by one
-    # pixel whose weight is zero.
-    def rule(span: Span) -> list[Span | None]:
-        lo = math.floor((span[0] + 0.5) / factor - 0.5)
-        hi = math.floor((span[1] + 0.5) / factor - 0.5) + 1
-        lo = max(lo, 0) if span[0] >= 0 else lo
-        hi = min(hi, size_in - 1) if span[1] < size_out else hi
-        return [(lo, hi)]
-
-    return rule
-
-
-def _pointwise(ins: list, out: int) -> Rule:
-    # An input of size 1 against a larger output is broadcast along the axis.
-    def rule(span: Span) -> list[Span | None]:
-        return [
-            None if size is None else (0, 0) if size == 1 < out else span
-            for size in ins
-        ]
-
-    return rule
-
-
-def _fixed(spans: list[Span | None]) -> Rule:
-    return lambda s: list(spans)
 
 
 def _warn_unknown(op) -> None:
