@@ -52,6 +52,13 @@ class Mining:
     max: np.ndarray  # (U,) float32 best per-image maximum activation
     active_fraction: np.ndarray  # (U,) fraction of images with max > 0
     count: int  # images seen
+    # The k weakest images, weakest first (same layout as the top-k).
+    bottom_values: np.ndarray | None = None  # (U, k)
+    bottom_images: np.ndarray | None = None  # (U, k)
+    bottom_positions: np.ndarray | None = None  # (U, k, 2)
+    # Histogram of per-image maximum activation, per unit.
+    hist_counts: np.ndarray | None = None  # (U, bins) int64
+    hist_edges: np.ndarray | None = None  # (U, bins + 1) float64
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,25 @@ class TopKExample:
     source: str  # the file name or array row it came from
     box: Box
     crop: np.ndarray  # (h, w, C) uint8, zero-padded past the border
+    # Attribution of the unit on the crop, by method ("deconvnet", "guided"):
+    # (h, w) uint8 magnitude, 255 at the crop's strongest pixel.
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts of a unit's per-image maximum activation over the dataset."""
+
+    edges: np.ndarray  # (bins + 1,) float64, increasing
+    counts: np.ndarray  # (bins,) int64
+
+
+@dataclass(frozen=True)
+class ClassWeight:
+    """A class a unit pushes toward (weight > 0) or away from (< 0)."""
+
+    label: str
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -89,10 +115,19 @@ class UnitRecord:
     """Everything the site shows about one unit."""
 
     index: int
-    images: dict[str, np.ndarray]  # preset -> (H, W, C) uint8
+    # View key -> (H, W, C) uint8, in the order pages show them: the build's
+    # presets (the progression), then e.g. "negative", "diversity-1".
+    images: dict[str, np.ndarray]
     top_k: list[TopKExample]
-    quality: dict[str, float | bool | str | None]
+    quality: dict[str, float | bool | str | None]  # of the main preset's image
     stats: dict[str, float]
+    bottom_k: list[TopKExample] = field(default_factory=list)
+    histogram: Histogram | None = None
+    image_quality: dict[str, dict] = field(default_factory=dict)  # view key ->
+    label_counts: dict[str, int] = field(default_factory=dict)  # over top-k
+    label: str | None = None  # the class that dominates the top-k, if one does
+    promotes: list[ClassWeight] = field(default_factory=list)  # strongest first
+    suppresses: list[ClassWeight] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
