@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from atlas.errors import ModelError
+from atlas.graph import find_layer, flatten, layer_io, qualified_name
 from atlas.records import LayerInfo
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def load_model(path: Path, input_shape: Sequence[int] | None = None) -> keras.Mo
             f"with model.save('model.keras'))."
         ) from exc
     _ensure_built(model, input_shape)
-    return model
+    return flatten(model)
 
 
 def input_spec(model: keras.Model, input_shape: Sequence[int] | None = None):
@@ -77,7 +78,7 @@ def describe_layers(model: keras.Model) -> list[LayerInfo]:
     """Every layer whose output has units: rank 4 (conv) or rank 2 (dense)."""
     infos = []
     for layer in model.layers:
-        info = _describe(layer)
+        info = _describe(model, layer)
         if info is not None:
             infos.append(info)
     return infos
@@ -97,10 +98,11 @@ def select_layers(infos: Sequence[LayerInfo], names: Sequence[str]) -> list[Laye
 
 def layer_output(model: keras.Model, info: LayerInfo):
     """The symbolic tensor the atlas reads for a layer: its logits if squashing."""
-    layer = model.get_layer(info.name)
+    layer = find_layer(model, info.name)
+    inputs, output = layer_io(model, layer)
     if not info.uses_logits:
-        return layer.output
-    return _linear_output(layer, info.name)
+        return output
+    return _linear_output(layer, inputs, "logits")
 
 
 def pre_activation(model: keras.Model, info: LayerInfo):
@@ -111,8 +113,9 @@ def pre_activation(model: keras.Model, info: LayerInfo):
     """
     if info.activation not in ZERO_GRADIENT or info.uses_logits:
         return None
-    layer = model.get_layer(info.name)
-    return _linear_output(layer, f"{info.name}_pre")
+    layer = find_layer(model, info.name)
+    inputs, _ = layer_io(model, layer)
+    return _linear_output(layer, inputs, "pre")
 
 
 def ascent_model(model: keras.Model, info: LayerInfo) -> keras.Model:
@@ -124,14 +127,17 @@ def ascent_model(model: keras.Model, info: LayerInfo) -> keras.Model:
     return keras.Model(model.inputs[0], outputs, name="atlas_layer")
 
 
-def _linear_output(layer, name: str):
+def _linear_output(layer, inputs, suffix: str):
     """The layer's pre-activation, from a linear twin: the model is untouched."""
     if "activation" not in layer.get_config():
-        return layer.input  # an activation layer: its input is the pre-activation
+        return inputs  # an activation layer: its input is the pre-activation
     twin = layer.__class__.from_config(
-        {**layer.get_config(), "activation": "linear", "name": name}
+        {
+            **layer.get_config(),
+            "activation": "linear",
+            "name": f"{layer.name}_{suffix}",
+        }
     )
-    inputs = layer.input
     twin.build(inputs.shape)
     twin.set_weights(layer.get_weights())
     return twin(inputs)
@@ -172,7 +178,7 @@ def _ensure_built(model: keras.Model, input_shape: Sequence[int] | None) -> None
         ) from exc
 
 
-def _describe(layer) -> LayerInfo | None:
+def _describe(model: keras.Model, layer) -> LayerInfo | None:
     if layer.__class__.__name__ in _SKIPPED_CLASSES:
         return None
     try:
@@ -183,7 +189,7 @@ def _describe(layer) -> LayerInfo | None:
         return None
     activation = _activation_name(layer)
     return LayerInfo(
-        name=layer.name,
+        name=qualified_name(model, layer),
         class_name=layer.__class__.__name__,
         output_shape=shape,
         units=int(shape[-1]),

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from atlas.errors import ModelError
+from atlas.graph import find_layer, qualified_name
 from atlas.field_rules import (
     SPATIAL_RANK,
     Rule,
@@ -186,7 +187,7 @@ def _graph_ends(model: keras.Model) -> tuple[list, list]:
 
 
 def _layer_output(model: keras.Model, name: str, outputs: list):
-    names = [layer.name for layer in model.layers]
+    names = [qualified_name(model, layer) for layer in model.layers]
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -195,7 +196,7 @@ def _layer_output(model: keras.Model, name: str, outputs: list):
             f"{names}{hint}"
         )
     graph = {id(node) for node in _ancestors(outputs, set())}
-    layer = model.get_layer(name)
+    layer = find_layer(model, name)
     nodes = [node for node in layer._inbound_nodes if id(node) in graph]
     if not nodes:
         raise ModelError(f"layer {name!r} is not connected to the model's output")

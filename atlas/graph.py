@@ -1,0 +1,166 @@
+"""Flattening nested models: one functional graph whose every layer can be
+read, with nested layers listed under qualified names like `base/conv1`.
+
+A model used as a layer inside another hides its layers' outputs from the
+outer graph ("not connected"). Re-calling every layer along the outer graph
+gives one graph where each of them has an output of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+
+import keras
+
+from atlas.errors import ModelError
+
+# Keras forbids "/" in layer names; inside the flat graph a nested layer is
+# named with this separator, and shown with "/".
+INTERNAL_SEPARATOR = "."
+QUALIFIER = "/"
+
+logger = logging.getLogger(__name__)
+
+# Flat model -> {qualified name: internal layer name}, for nested layers.
+_NAMES: weakref.WeakKeyDictionary[keras.Model, dict[str, str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def is_nested(model: keras.Model) -> bool:
+    """Whether any layer of `model` is itself a model."""
+    return any(isinstance(layer, keras.Model) for layer in model.layers)
+
+
+def flatten(model: keras.Model) -> keras.Model:
+    """A functional model with the same inputs and outputs in which no layer
+    is a model; `model` itself is returned when nothing is nested.
+
+    Top-level layers are reused; nested layers are cloned with their
+    weights under unique names, so the user's model is left as it was.
+    """
+    if not is_nested(model):
+        return model
+    names: dict[str, str] = {}
+    inputs = [
+        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=f"{_input_name(t)}_flat")
+        for t in model.inputs
+    ]
+    outputs = _inline(model, inputs, "", names)
+    flat = keras.Model(_single(inputs), _single(outputs), name=f"{model.name}_flat")
+    _NAMES[flat] = names
+    logger.info(
+        "flattened %d nested layer(s) of model %r, named like %r",
+        len(names),
+        model.name,
+        next(iter(names), ""),
+    )
+    return flat
+
+
+def qualified_name(model: keras.Model, layer: keras.layers.Layer) -> str:
+    """The name the atlas shows for a layer of a (possibly flat) model."""
+    for shown, internal in _NAMES.get(model, {}).items():
+        if internal == layer.name:
+            return shown
+    return layer.name
+
+
+def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
+    """The layer called `name` (qualified names included) in `model`."""
+    internal = _NAMES.get(model, {}).get(name, name)
+    try:
+        return model.get_layer(internal)
+    except ValueError:
+        raise ModelError(
+            f"model {model.name!r} has no layer {name!r}; run `atlas layers` "
+            "to list the layers it has."
+        ) from None
+
+
+def _inline(model: keras.Model, inputs: list, prefix: str, names: dict) -> list:
+    """Call `model`'s layers on `inputs`, returning its outputs' tensors."""
+    if isinstance(model, keras.Sequential):
+        graph = getattr(model, "_functional", None)
+        if graph is None:  # never built: its layers simply run in order
+            return [_in_order(model.layers, inputs, prefix, names)]
+        model = graph
+    try:
+        sources, nodes_by_depth = model.inputs, model._nodes_by_depth
+    except (AttributeError, ValueError) as exc:
+        raise ModelError(
+            f"nested model {prefix}{model.name!r} has no graph to read; build "
+            "it on a keras.Input (or set model.input_shape in the config)."
+        ) from exc
+    tensors = {id(s): t for s, t in zip(sources, inputs, strict=True)}
+    for depth in sorted(nodes_by_depth, reverse=True):
+        for node in nodes_by_depth[depth]:
+            if node.operation is None or node.is_input:
+                continue
+            args, kwargs = node.arguments.fill_in(tensors)
+            result = _call(node.operation, args, kwargs, prefix, names)
+            flat = keras.tree.flatten(result)
+            tensors.update(zip(map(id, node.outputs), flat, strict=True))
+    return [tensors[id(t)] for t in model.outputs]
+
+
+def _in_order(layers: list, inputs: list, prefix: str, names: dict):
+    x = inputs[0]
+    for layer in layers:
+        x = _call(layer, [x], {}, prefix, names)
+    return x
+
+
+def _call(operation, args, kwargs, prefix: str, names: dict):
+    if isinstance(operation, keras.Model):
+        inner = keras.tree.flatten(args)
+        outputs = _inline(operation, inner, f"{prefix}{operation.name}/", names)
+        return outputs[0] if len(outputs) == 1 else outputs
+    if not prefix:
+        return operation(*args, **kwargs)
+    shown = f"{prefix}{operation.name}"
+    twin = _clone(operation, shown.replace(QUALIFIER, INTERNAL_SEPARATOR))
+    names[shown] = twin.name
+    return twin(*args, **kwargs)
+
+
+def _clone(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:
+    """A copy of `layer` under `name`, with the same weights once built."""
+    config = {**layer.get_config(), "name": name}
+    twin = layer.__class__.from_config(config)
+    weights = layer.get_weights()
+    if weights:
+        shapes = [node.arguments.keras_tensors for node in layer._inbound_nodes]
+        first = shapes[0] if shapes else []
+        if len(first) == 1:
+            twin.build(first[0].shape)
+        else:
+            twin.build([t.shape for t in first])
+        twin.set_weights(weights)
+    return twin
+
+
+def _input_name(tensor) -> str:
+    history = getattr(tensor, "_keras_history", None)
+    layer = getattr(history, "operation", None)
+    return getattr(layer, "name", None) or "image"
+
+
+def _single(tensors: list):
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
+def layer_io(model: keras.Model, layer: keras.layers.Layer) -> tuple:
+    """The (input, output) tensors of `layer`'s call inside `model`'s graph.
+
+    A layer reused by a flat model was also called in the original graph,
+    and `layer.output` names that first call; this finds the right one.
+    """
+    graph = getattr(model, "_functional", None) or model
+    ids = {id(node) for nodes in graph._nodes_by_depth.values() for node in nodes}
+    for node in layer._inbound_nodes:
+        if id(node) in ids:
+            inputs = node.input_tensors
+            return inputs[0] if len(inputs) == 1 else inputs, node.outputs[0]
+    return layer.input, layer.output
