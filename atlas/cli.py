@@ -58,9 +58,10 @@ def _layers(args: argparse.Namespace) -> int:
     from atlas.config import load_settings
 
     settings = load_settings(args.config)
-    from atlas.model import describe_layers, load_model
+    from atlas.loading import open_model
+    from atlas.model import describe_layers
 
-    model = load_model(settings.model.path, settings.model.input_shape)
+    model = open_model(settings.model, settings.root)
     chosen = set(settings.layers.names)
     print(f"{'layer':32} {'class':20} {'output shape':20} units")
     for info in describe_layers(model):

@@ -17,6 +17,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.dataclasses import dataclass
 
@@ -47,13 +48,33 @@ class SiteSettings:
 class ModelSettings:
     """Where the model is and what input it takes."""
 
-    path: Path
-    input_range: tuple[float, float] = (0.0, 1.0)
+    path: Path | None = None
+    application: str | None = None
+    weights: str | None = "imagenet"
+    custom_module: str | None = None
+    safe_mode: bool = True
+    input_range: tuple[float, float] | None = None
     input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
+
+    @model_validator(mode="after")
+    def _has_a_source(self) -> ModelSettings:
+        if self.path is None and not self.application:
+            raise ValueError(
+                "needs path (a .keras or .h5 file) or application (a "
+                "keras.applications name such as 'MobileNetV2')"
+            )
+        return self
+
+    @field_validator("weights")
+    @classmethod
+    def _none_means_random(cls, value: str | None) -> str | None:
+        return None if value in (None, "none", "None") else value
 
     @field_validator("input_range")
     @classmethod
-    def _range_is_increasing(cls, value: tuple[float, float]) -> tuple:
+    def _range_is_increasing(cls, value: tuple[float, float] | None):
+        if value is None:
+            return value
         low, high = value
         if not low < high:
             raise ValueError("must be [low, high] with low < high, e.g. [0, 1]")

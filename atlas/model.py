@@ -1,5 +1,5 @@
-"""Loading a Keras model, describing its layers and units, and building the
-feature extractors that ascent and mining read activations from."""
+"""Describing a loaded model's layers and units, and building the feature
+extractors that ascent and mining read activations from."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import difflib
 import hashlib
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from atlas.errors import ModelError
-from atlas.graph import find_layer, flatten, layer_io, qualified_name
+from atlas.graph import find_layer, layer_io, qualified_name
+from atlas.loading import load_model  # noqa: F401 (re-exported)
 from atlas.records import LayerInfo
 
 logger = logging.getLogger(__name__)
@@ -27,33 +27,6 @@ ZERO_GRADIENT = frozenset({"relu", "relu6"})
 
 _SKIPPED_CLASSES = frozenset({"InputLayer"})
 _STANDALONE = {"Softmax": "softmax", "ReLU": "relu"}
-
-
-def load_model(path: Path, input_shape: Sequence[int] | None = None) -> keras.Model:
-    """Load a `.keras` or `.h5` file, with a clear message when it cannot."""
-    path = Path(path)
-    if path.is_dir():
-        raise ModelError(_savedmodel_message(path))
-    if not path.is_file():
-        raise ModelError(
-            f"model file not found: '{path}'. Set model.path in the config to "
-            f"a .keras or .h5 file (relative to the config file)."
-        )
-    if path.suffix not in (".keras", ".h5", ".hdf5"):
-        raise ModelError(
-            f"model.path '{path}' is not a .keras or .h5 file; save the model "
-            f"with model.save('model.keras') and point model.path at it."
-        )
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file
-        raise ModelError(
-            f"cannot load model '{path}': {type(exc).__name__}: {exc}. "
-            f"Check that the file is a complete Keras 3 model (re-save it "
-            f"with model.save('model.keras'))."
-        ) from exc
-    _ensure_built(model, input_shape)
-    return flatten(model)
 
 
 def input_spec(model: keras.Model, input_shape: Sequence[int] | None = None):
@@ -157,27 +130,6 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()[:16]
 
 
-def _ensure_built(model: keras.Model, input_shape: Sequence[int] | None) -> None:
-    try:
-        model.inputs[0]
-        return
-    except (AttributeError, IndexError, TypeError, ValueError):
-        pass
-    if input_shape is None:
-        raise ModelError(
-            f"model '{model.name}' was never built, so its input shape is "
-            f"unknown; set model.input_shape = [height, width, channels]."
-        )
-    try:
-        model.build((None, *input_shape))
-        model.inputs[0]
-    except Exception as exc:
-        raise ModelError(
-            f"model '{model.name}' could not be built for model.input_shape "
-            f"{list(input_shape)}: {exc}"
-        ) from exc
-
-
 def _describe(model: keras.Model, layer) -> LayerInfo | None:
     if layer.__class__.__name__ in _SKIPPED_CLASSES:
         return None
@@ -210,13 +162,3 @@ def _unknown_layer(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     return f"layers.names: no layer {name!r} with units in the model{hint}"
-
-
-def _savedmodel_message(path: Path) -> str:
-    if (path / "saved_model.pb").exists():
-        return (
-            f"'{path}' is a TensorFlow SavedModel directory, which Keras 3 "
-            f"cannot load as a model. Load it where it was made and re-save it "
-            f"with model.save('model.keras'), then set model.path to that file."
-        )
-    return f"model.path '{path}' is a directory; point it at a .keras or .h5 file."

@@ -7,7 +7,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import markdown
@@ -18,10 +18,10 @@ from atlas.compute import Context, mine_layers, synthesize_layer
 from atlas.config import Settings
 from atlas.data import open_dataset
 from atlas.errors import ConfigError
+from atlas.loading import infer_input_range, open_model
 from atlas.model import (
     describe_layers,
     input_spec,
-    load_model,
     select_layers,
     weights_digest,
 )
@@ -57,7 +57,8 @@ class BuildReport:
 def build(settings: Settings) -> BuildReport:
     """Build the atlas that `settings` describes into its output folder."""
     started = time.perf_counter()
-    model = load_model(settings.model.path, settings.model.input_shape)
+    model = open_model(settings.model, settings.root)
+    settings = _with_input_range(settings, model)
     shape = input_spec(model, settings.model.input_shape)
     all_layers = describe_layers(model)
     infos = select_layers(all_layers, settings.layers.names)
@@ -221,6 +222,14 @@ def _build_date() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     stamp = time.gmtime(int(epoch)) if epoch and epoch.isdigit() else time.gmtime()
     return time.strftime("%Y-%m-%d", stamp)
+
+
+def _with_input_range(settings: Settings, model) -> Settings:
+    """Settings whose model.input_range is set: configured, or inferred."""
+    if settings.model.input_range is not None:
+        return settings
+    model_settings = replace(settings.model, input_range=infer_input_range(model))
+    return replace(settings, model=model_settings)
 
 
 def _canvas(settings: Settings, shape: tuple[int, int, int]) -> tuple[int, int, int]:

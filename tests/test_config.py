@@ -28,7 +28,7 @@ def test_parse_settings_minimal_gets_defaults():
     settings = parse_settings(MINIMAL)
     assert settings.visualize.preset == "yosinski-3"
     assert settings.mine.top_k == 9
-    assert settings.model.input_range == (0.0, 1.0)
+    assert settings.model.input_range is None  # inferred from the model
     assert settings.layers.names == ["conv1"]
     assert settings.output.dir == Path("output")
 

@@ -81,10 +81,10 @@ def test_input_spec_variable_size_needs_the_config_key():
 def test_load_model_unbuilt_sequential_names_the_key(tmp_path):
     unbuilt = keras.Sequential([keras.layers.Conv2D(2, 3), keras.layers.Flatten()])
     with pytest.raises(ModelError, match="model.input_shape"):
-        from atlas.model import _ensure_built
+        from atlas.loading import _ensure_built
 
         _ensure_built(unbuilt, None)
-    from atlas.model import _ensure_built
+    from atlas.loading import _ensure_built
 
     _ensure_built(unbuilt, (8, 8, 1))
     assert input_spec(unbuilt) == (8, 8, 1)

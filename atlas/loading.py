@@ -1,0 +1,295 @@
+"""Loading a model: a `.keras`/`.h5` file or a `keras.applications` name,
+with the user's custom layers, checked before any work starts.
+
+Every way a load can fail ends in one `ModelError` that names the file,
+the layer or the setting at fault and says what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from atlas.errors import ModelError
+from atlas.graph import flatten
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+# Keras 2 wrote arguments that Keras 3 layers no longer take.
+_UNKNOWN_KWARG = re.compile(
+    r"Unrecognized keyword arguments? passed to (\w+): \{'(\w+)'"
+)
+
+logger = logging.getLogger(__name__)
+
+
+def load_model(
+    path: Path | None,
+    input_shape: Sequence[int] | None = None,
+    *,
+    application: str | None = None,
+    weights: str | None = "imagenet",
+    custom_module: str | None = None,
+    safe_mode: bool = True,
+) -> keras.Model:
+    """The model a config names, built, checked and flattened."""
+    objects = custom_objects(custom_module)
+    if application:
+        model = _application(application, weights, input_shape)
+    else:
+        model = _from_file(path, objects, safe_mode)
+    _ensure_built(model, input_shape)
+    model = flatten(model)
+    check_model(model)
+    return model
+
+
+def custom_objects(module_name: str | None) -> dict[str, object]:
+    """Layers, functions and objects a user's module defines, by name.
+
+    The module is imported as a normal module (the config folder is on
+    the import path); its `custom_objects` dict, if any, is used as is.
+    """
+    if not module_name:
+        return {}
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ModelError(
+            f"model.custom_module {module_name!r} cannot be imported: "
+            f"{type(exc).__name__}: {exc}. Put {module_name}.py beside the "
+            "config file (or on PYTHONPATH) and fix the error in it."
+        ) from exc
+    declared = getattr(module, "custom_objects", None)
+    if isinstance(declared, dict):
+        return dict(declared)
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if inspect.isclass(value) and value.__module__ == module.__name__
+    }
+
+
+def check_model(model: keras.Model) -> None:
+    """Refuse, before any work, a model the atlas cannot read correctly."""
+    images = [t for t in model.inputs if len(t.shape) == 4]
+    if len(model.inputs) > 1:
+        names = [getattr(t, "name", "?") for t in model.inputs]
+        # LIMITATION: models with several inputs are refused, even when
+        # only one of them is an image.
+        raise ModelError(
+            f"model {model.name!r} has {len(model.inputs)} inputs {names}; the "
+            "atlas optimizes and feeds one image input. Build a model of the "
+            "image branch alone (keras.Model(image_input, layer.output)) and "
+            "save that."
+        )
+    if not images:
+        shape = tuple(model.inputs[0].shape)
+        raise ModelError(
+            f"model {model.name!r} takes inputs of shape {shape} (rank "
+            f"{len(shape)}); the atlas needs images, rank 4 (batch, height, "
+            "width, channels). Sequences (Conv1D) and videos (ConvLSTM2D) "
+            "are not supported."
+        )
+    _check_channels_last(model)
+    _check_finite(model)
+
+
+def _from_file(path: Path | None, objects: dict, safe_mode: bool) -> keras.Model:
+    if path is None:
+        raise ModelError(
+            "no model given: set model.path to a .keras or .h5 file, or "
+            "model.application to a keras.applications name."
+        )
+    path = Path(path)
+    if path.is_dir():
+        raise ModelError(_savedmodel_message(path))
+    if not path.is_file():
+        raise ModelError(
+            f"model file not found: '{path}'. Set model.path in the config to "
+            f"a .keras or .h5 file (relative to the config file)."
+        )
+    if path.suffix not in MODEL_SUFFIXES:
+        raise ModelError(
+            f"model.path '{path}' is not a .keras or .h5 file; save the model "
+            f"with model.save('model.keras') and point model.path at it."
+        )
+    try:
+        return keras.saving.load_model(
+            path, compile=False, custom_objects=objects, safe_mode=safe_mode
+        )
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ModelError(_load_failure(path, exc)) from exc
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    if "safe_mode" in text or "unsafe" in text.lower():
+        return (
+            f"'{path}' holds Python code (e.g. a Lambda layer), which Keras "
+            "does not run by default. Only if you trust the file, set "
+            "model.safe_mode = false under [model]; better, replace the "
+            "Lambda with a layer class and re-save."
+        )
+    kwarg = _UNKNOWN_KWARG.search(text)
+    if kwarg:
+        layer, name = kwarg.groups()
+        return (
+            f"'{path}' was saved by an older Keras: its {layer} layers carry "
+            f"the argument {name!r}, which Keras 3 does not accept. Load it "
+            "with the Keras that saved it and re-save it as .keras, or remove "
+            f"{name!r} from those layers' config."
+        )
+    if "Unknown layer" in text or "Could not locate" in text:
+        return (
+            f"'{path}' uses a layer Keras does not know: {text.splitlines()[0]} "
+            "Set model.custom_module to the Python module that defines it."
+        )
+    return (
+        f"cannot load model '{path}': {type(exc).__name__}: "
+        f"{text.splitlines()[0] if text else ''} Check that the file is a "
+        "complete Keras model (re-save it with model.save('model.keras'))."
+    )
+
+
+def _application(name: str, weights: str | None, input_shape) -> keras.Model:
+    """A `keras.applications` model by name, e.g. "MobileNetV2"."""
+    builders = {
+        n: f
+        for n, f in vars(keras.applications).items()
+        if callable(f) and n[:1].isupper()
+    }
+    if name not in builders:
+        close = difflib.get_close_matches(name, builders, n=3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ModelError(
+            f"model.application {name!r} is not in keras.applications{hint}; "
+            "use a name like 'MobileNetV2', 'ResNet50' or 'VGG16'."
+        )
+    options = {"weights": weights}
+    if input_shape is not None:
+        options["input_shape"] = tuple(int(d) for d in input_shape)
+    try:
+        return builders[name](**options)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot build keras.applications.{name} with weights={weights!r}"
+            f" and model.input_shape={options.get('input_shape')}: {exc}. "
+            "ImageNet weights need the network once (they are cached in "
+            '~/.keras/models); set model.weights = "none" for random ones.'
+        ) from exc
+
+
+def _ensure_built(model: keras.Model, input_shape: Sequence[int] | None) -> None:
+    try:
+        model.inputs[0]
+        return
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass
+    if input_shape is None:
+        raise ModelError(
+            f"model '{model.name}' was never built, so its input shape is "
+            f"unknown; set model.input_shape = [height, width, channels]."
+        )
+    try:
+        model.build((None, *input_shape))
+        model.inputs[0]
+    except Exception as exc:
+        raise ModelError(
+            f"model '{model.name}' could not be built for model.input_shape "
+            f"{list(input_shape)}: {exc}"
+        ) from exc
+
+
+def _check_channels_last(model: keras.Model) -> None:
+    for layer in model.layers:
+        if getattr(layer, "data_format", None) == "channels_first":
+            # LIMITATION: channels_first models are refused on every device.
+            raise ModelError(
+                f"layer {layer.name!r} uses data_format='channels_first'; the "
+                "atlas reads units from the last axis and TensorFlow cannot "
+                "run channels-first convolutions on a CPU. Rebuild the model "
+                "with data_format='channels_last', copy the weights, and save."
+            )
+
+
+def _check_finite(model: keras.Model) -> None:
+    bad = [
+        weight.path
+        for weight in model.weights
+        if not np.isfinite(np.asarray(weight.numpy(), np.float64)).all()
+    ]
+    if bad:
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        shown = ", ".join(bad[:5]) + more
+        raise ModelError(
+            f"model {model.name!r} has NaN or infinite weights in {shown}; "
+            "every image and activation would be NaN. Load a checkpoint from "
+            "before training diverged."
+        )
+
+
+def _savedmodel_message(path: Path) -> str:
+    if (path / "saved_model.pb").exists():
+        return (
+            f"'{path}' is a TensorFlow SavedModel directory (e.g. written by "
+            "model.export()), which Keras 3 cannot load as a model. Load it "
+            "where it was made and re-save it with model.save('model.keras'), "
+            "then set model.path to that file."
+        )
+    return f"model.path '{path}' is a directory; point it at a .keras or .h5 file."
+
+
+def add_import_root(folder: Path) -> None:
+    """Let model.custom_module name a module beside the config file."""
+    text = str(folder)
+    if text not in sys.path:
+        sys.path.insert(0, text)
+
+
+def open_model(source, root: Path) -> keras.Model:
+    """The model that `[model]` settings (`source`) describe."""
+    if source.custom_module:
+        add_import_root(root)
+    return load_model(
+        source.path,
+        source.input_shape,
+        application=source.application,
+        weights=source.weights,
+        custom_module=source.custom_module,
+        safe_mode=source.safe_mode,
+    )
+
+
+def infer_input_range(model: keras.Model) -> tuple[float, float]:
+    """The pixel range a model takes, when the config does not say.
+
+    A model that starts with Rescaling takes raw 0-255 pixels and scales
+    them itself (C08): feeding it [0, 1] would scale twice. Otherwise
+    [0, 1], the usual convention of models trained on scaled images.
+    """
+    first = next(
+        (
+            layer
+            for layer in model.layers
+            if not isinstance(layer, keras.layers.InputLayer)
+        ),
+        None,
+    )
+    if isinstance(first, keras.layers.Rescaling):
+        logger.info(
+            "model starts with Rescaling(%s): it takes raw pixels, input_range "
+            "[0, 255] (set model.input_range to override)",
+            first.scale,
+        )
+        return (0.0, 255.0)
+    logger.info("assuming model input_range [0, 1]; set model.input_range if not")
+    return (0.0, 1.0)

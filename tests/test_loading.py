@@ -1,0 +1,142 @@
+"""Loading models: applications, custom layers, legacy and unsafe files,
+and the checks that refuse a model before any work (C04, C06, C07, C08, C12)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from atlas.config import parse_settings
+from atlas.errors import ModelError
+from atlas.loading import infer_input_range, load_model, open_model
+
+
+def _small(inputs, *layers):
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def test_application_by_name_with_random_weights():
+    model = load_model(None, (32, 32, 3), application="MobileNetV2", weights=None)
+    assert model.inputs[0].shape[1:] == (32, 32, 3)
+    with pytest.raises(ModelError, match="did you mean 'MobileNetV2'"):
+        load_model(None, application="MobileNetV3", weights=None)
+
+
+def test_custom_module_beside_the_config_loads_custom_layers(tmp_path):
+    (tmp_path / "my_layers.py").write_text(
+        "import keras\n\n"
+        "class Doubler(keras.layers.Layer):\n"
+        "    def call(self, x):\n"
+        "        return 2 * x\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from my_layers import Doubler
+
+        model = _small(keras.Input((4, 4, 1)), Doubler(name="dbl"))
+        model.save(tmp_path / "m.keras")
+        raw = {
+            "model": {"path": str(tmp_path / "m.keras")},
+            "data": {"path": "d"},
+            "layers": {"names": ["dbl"]},
+        }
+        with pytest.raises(ModelError, match="custom_module"):
+            open_model(parse_settings(raw).model, tmp_path)
+        raw["model"]["custom_module"] = "my_layers"
+        loaded = open_model(parse_settings(raw).model, tmp_path)
+        np.testing.assert_allclose(loaded(np.ones((1, 4, 4, 1))), 2.0)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("my_layers", None)
+
+
+def test_lambda_layer_asks_for_the_safe_mode_opt_in(tmp_path):
+    model = _small(keras.Input((4, 4, 1)), keras.layers.Lambda(lambda t: t * 2))
+    model.save(tmp_path / "lam.keras")
+    with pytest.raises(ModelError, match="model.safe_mode = false"):
+        load_model(tmp_path / "lam.keras")
+    loaded = load_model(tmp_path / "lam.keras", safe_mode=False)
+    np.testing.assert_allclose(loaded(np.ones((1, 4, 4, 1))), 2.0)
+
+
+def test_keras2_groups_argument_names_the_layer_and_kwarg(tmp_path):
+    model = _small(keras.Input((6, 6, 2)), keras.layers.DepthwiseConv2D(3, name="dw"))
+    path = tmp_path / "old.h5"
+    model.save(path)
+    with h5py.File(path, "r+") as file:
+        config = json.loads(file.attrs["model_config"])
+        for layer in config["config"]["layers"]:
+            if layer["class_name"] == "DepthwiseConv2D":
+                layer["config"]["groups"] = 1
+        file.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(ModelError, match=r"DepthwiseConv2D.*'groups'.*re-save"):
+        load_model(path)
+
+
+def test_exported_savedmodel_says_to_resave(tmp_path):
+    model = _small(keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3))
+    model.export(tmp_path / "exported", verbose=False)
+    with pytest.raises(ModelError, match="SavedModel.*model.keras"):
+        load_model(tmp_path / "exported")
+
+
+def test_nan_weights_are_refused_naming_the_layer(tmp_path):
+    conv = keras.layers.Conv2D(2, 3, name="broken")
+    model = _small(keras.Input((4, 4, 1)), conv)
+    conv.kernel.assign(np.full(conv.kernel.shape, np.nan, np.float32))
+    model.save(tmp_path / "nan.keras")
+    with pytest.raises(ModelError, match="NaN or infinite weights in broken"):
+        load_model(tmp_path / "nan.keras")
+
+
+def test_multi_input_model_names_its_inputs(tmp_path):
+    image = keras.Input((4, 4, 1), name="image")
+    extra = keras.Input((3,), name="extra")
+    flat = keras.layers.Flatten()(image)
+    joined = keras.layers.Concatenate()([flat, extra])
+    model = keras.Model([image, extra], keras.layers.Dense(2)(joined))
+    model.save(tmp_path / "two.keras")
+    with pytest.raises(ModelError, match=r"2 inputs.*image.*extra"):
+        load_model(tmp_path / "two.keras")
+
+
+@pytest.mark.parametrize(
+    "shape, layer",
+    [
+        ((10, 3), keras.layers.Conv1D(2, 3)),
+        ((4, 8, 8, 1), keras.layers.ConvLSTM2D(2, 3)),
+    ],
+)
+def test_non_image_inputs_are_refused_before_any_work(tmp_path, shape, layer):
+    _small(keras.Input(shape), layer).save(tmp_path / "seq.keras")
+    with pytest.raises(ModelError, match=f"rank {len(shape) + 1}"):
+        load_model(tmp_path / "seq.keras")
+
+
+def test_channels_first_is_refused_naming_layer_and_format(tmp_path):
+    conv = keras.layers.Conv2D(2, 3, data_format="channels_first", name="cf")
+    _small(keras.Input((1, 8, 8)), conv).save(tmp_path / "cf.keras")
+    with pytest.raises(ModelError, match="'cf'.*channels_first"):
+        load_model(tmp_path / "cf.keras")
+
+
+def test_rescaling_first_means_raw_pixels_and_mined_values_match(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5, 5, 1))
+    model = _small(
+        inputs,
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(2, 3, name="c"),
+    )
+    assert infer_input_range(model) == (0.0, 255.0)
+    plain = _small(keras.Input((5, 5, 1)), keras.layers.Conv2D(2, 3))
+    assert infer_input_range(plain) == (0.0, 1.0)
