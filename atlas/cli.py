@@ -46,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _build(args: argparse.Namespace) -> int:
     from atlas.config import load_settings
 
+    _import_tensorflow(args.verbose)
     settings = load_settings(args.config, output=args.output)
+    from atlas.preflight import preflight
+
+    preflight(settings)
     from atlas.pipeline import build
 
     report = build(settings)
@@ -57,6 +61,7 @@ def _build(args: argparse.Namespace) -> int:
 def _layers(args: argparse.Namespace) -> int:
     from atlas.config import load_settings
 
+    _import_tensorflow(args.verbose)
     settings = load_settings(args.config)
     from atlas.loading import open_model
     from atlas.model import describe_layers
@@ -151,6 +156,27 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CONFIG,
         help=f"config file (default: {DEFAULT_CONFIG})",
     )
+
+
+def _import_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow with its C++ start-up log silenced unless -v.
+
+    TensorFlow writes oneDNN and CUDA notices straight to file descriptor
+    2 as it loads, before any Python setting can reach its logger.
+    """
+    if verbose:
+        import tensorflow  # noqa: F401
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _configure_logging(verbose: bool) -> None:

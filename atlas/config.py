@@ -243,13 +243,27 @@ def _without_unknown(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _describe(err: dict[str, Any]) -> str:
     loc = [str(part) for part in err["loc"]]
+    section = loc[0] if loc else "config"
     if err["type"] == "missing":
         where = ".".join(loc)
-        section = loc[0]
         return f"{where}: required; add it under [{section}] (see README)"
-    key = ".".join(p for p in loc if not p.isdigit()) or "config"
+    key = _key(loc)
     message = err["msg"].removeprefix("Value error, ")
-    return f"{key}: {message}; got {err.get('input')!r}"
+    return (
+        f"{key}: {message}; got {err.get('input')!r}. Fix it under [{section}] "
+        "(README: Configuration reference)"
+    )
+
+
+def _key(loc: list[str]) -> str:
+    """A dotted key with list positions in brackets: visualize.size[0]."""
+    key = ""
+    for part in loc:
+        if part.isdigit():
+            key += f"[{part}]"
+        elif not part.startswith(("function-", "tuple[", "list[")):
+            key += f".{part}" if key else part
+    return key or "config"
 
 
 def _did_you_mean(word: str, choices: Any) -> str:

@@ -13,6 +13,7 @@ import inspect
 import logging
 import re
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -121,6 +122,12 @@ def _from_file(path: Path | None, objects: dict, safe_mode: bool) -> keras.Model
         raise ModelError(
             f"model.path '{path}' is not a .keras or .h5 file; save the model "
             f"with model.save('model.keras') and point model.path at it."
+        )
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(
+            f"'{path}' is not a Keras archive (a .keras file is a zip written "
+            "by model.save('model.keras')); it may be truncated or another "
+            "kind of file. Save the model again and point model.path at it."
         )
     try:
         return keras.saving.load_model(

@@ -12,6 +12,17 @@ _MARKER_TEXT = "This folder is written by `atlas build`; it may overwrite files 
 
 def claim_output(folder: Path) -> Path:
     """Create `folder`, or reuse it if an earlier build made it; else refuse."""
+    folder = check_output(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
+    except OSError as exc:
+        raise BuildError(f"cannot create output.dir '{folder}': {exc}") from exc
+    return folder
+
+
+def check_output(folder: Path) -> Path:
+    """Raise unless the build may write into `folder`; change nothing."""
     folder = Path(folder)
     if folder.is_symlink():
         raise BuildError(
@@ -26,11 +37,6 @@ def claim_output(folder: Path) -> Path:
             f"refusing to write there. Choose an empty or new folder "
             f"(--output DIR or output.dir in the config)."
         )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
-    except OSError as exc:
-        raise BuildError(f"cannot create output.dir '{folder}': {exc}") from exc
     return folder
 
 

@@ -57,6 +57,7 @@ class BuildReport:
 def build(settings: Settings) -> BuildReport:
     """Build the atlas that `settings` describes into its output folder."""
     started = time.perf_counter()
+    max_steps = _max_steps()
     model = open_model(settings.model, settings.root)
     settings = _with_input_range(settings, model)
     shape = input_spec(model, settings.model.input_shape)
@@ -78,7 +79,7 @@ def build(settings: Settings) -> BuildReport:
         store=Store(output / CACHE_DIR),
         canvas=_canvas(settings, shape),
         pixel_mean=dataset.channel_mean(),
-        max_steps=_max_steps(),
+        max_steps=max_steps,
     )
     layers = _compute(ctx, infos)
     accuracy = _logits_accuracy(ctx, layers)
@@ -238,8 +239,15 @@ def _canvas(settings: Settings, shape: tuple[int, int, int]) -> tuple[int, int, 
 
 
 def _max_steps() -> int | None:
-    value = os.environ.get(MAX_STEPS_ENV, "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    value = os.environ.get(MAX_STEPS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(
+            f"{MAX_STEPS_ENV}={value!r} is not a positive whole number; set it "
+            f"to a step cap such as 50, or unset it for the presets' steps."
+        )
+    return int(value)
 
 
 def _low_quality(layers: list[LayerRecord]) -> list[str]:

@@ -61,8 +61,11 @@ def test_load_model_bad_inputs_give_actionable_messages(tmp_path):
     with pytest.raises(ModelError, match="model file not found"):
         load_model(tmp_path / "none.keras")
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
-    with pytest.raises(ModelError, match="cannot load model"):
+    with pytest.raises(ModelError, match="not a Keras archive"):
         load_model(tmp_path / "junk.keras")
+    (tmp_path / "text.h5").write_text("a text file, not HDF5")
+    with pytest.raises(ModelError, match="cannot load model.*re-save"):
+        load_model(tmp_path / "text.h5")
     saved = tmp_path / "exported"
     saved.mkdir()
     (saved / "saved_model.pb").write_bytes(b"")
