@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 from atlas.records import (
     AtlasRecord,
     Box,
+    ClassWeight,
+    Histogram,
     LayerInfo,
     LayerRecord,
     TopKExample,
@@ -17,6 +20,10 @@ from atlas.records import (
 )
 
 PRESETS = ("lucid", "yosinski-3")
+HOSTILE_NAME = "<script>alert(1)</script>"
+HOSTILE_LABEL = '"../x"'
+METHODS = ("deconvnet", "guided")
+CLASSES = ("cat", "dog", "bird", "fish")
 
 
 def make_unit(
@@ -27,6 +34,7 @@ def make_unit(
     label: str | None = "cat",
     size: int = 6,
     presets: tuple[str, ...] = PRESETS,
+    crop: int = 3,
 ) -> UnitRecord:
     """A unit with random uint8 images and k examples of falling value."""
     rng = np.random.default_rng(index)
@@ -38,8 +46,8 @@ def make_unit(
             value=values[rank],
             label=label,
             source=f"../../evil-{index}-{rank}.png",
-            box=Box(0, 0, 3, 3),
-            crop=rng.integers(0, 256, (3, 3, 3), dtype=np.uint8),
+            box=Box(0, 0, crop, crop),
+            crop=rng.integers(0, 256, (crop, crop, 3), dtype=np.uint8),
         )
         for rank in range(k)
     ]
@@ -66,6 +74,64 @@ def make_unit(
             "active_fraction": 0.0 if dead else 0.25,
             "images": 40.0,
         },
+    )
+
+
+def make_full_unit(index: int, *, k: int = 4, size: int = 6) -> UnitRecord:
+    """A unit with every optional field: views past the presets with their
+    quality, bottom-k, heatmaps, a histogram, labels and class weights."""
+    base = make_unit(index, k=k, label=CLASSES[index % len(CLASSES)], size=size)
+    rng = np.random.default_rng(1000 + index)
+    views = dict(base.images)
+    views["negative"] = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    views["diversity-1"] = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    top = [_with_heatmaps(ex, rng) for ex in base.top_k]
+    bottom = [
+        TopKExample(
+            image=900 + rank,
+            value=-0.5 * (k - rank),
+            label=CLASSES[(index + rank + 1) % len(CLASSES)],
+            source=f"bottom-{index}-{rank}.png",
+            box=Box(0, 0, 3, 3),
+            crop=rng.integers(0, 256, (3, 3, 3), dtype=np.uint8),
+        )
+        for rank in range(k)
+    ]
+    label = CLASSES[index % len(CLASSES)]
+    return UnitRecord(
+        index=index,
+        images=views,
+        top_k=top,
+        quality={**base.quality, "peak": 3.5 + index},
+        stats=base.stats,
+        bottom_k=bottom,
+        histogram=Histogram(
+            edges=np.linspace(-1.0, 4.0, 11),
+            counts=np.array([0, 1, 5, 12, 20, 9, 4, 2, 1, 1], dtype=np.int64),
+        ),
+        image_quality={
+            PRESETS[0]: {"ratio": 0.25},
+            PRESETS[1]: {"ratio": 0.875},
+            "negative": {"final": -2.5},
+        },
+        label_counts={label: k - 1, CLASSES[(index + 1) % len(CLASSES)]: 1},
+        label=label,
+        promotes=[ClassWeight(label, 0.75), ClassWeight("whale", 0.125)],
+        suppresses=[ClassWeight("tree", -0.5)],
+    )
+
+
+def _with_heatmaps(example: TopKExample, rng) -> TopKExample:
+    height, width = example.crop.shape[:2]
+    maps = {m: rng.integers(0, 256, (height, width), dtype=np.uint8) for m in METHODS}
+    return TopKExample(
+        image=example.image,
+        value=example.value,
+        label=example.label,
+        source=example.source,
+        box=example.box,
+        crop=example.crop,
+        heatmaps=maps,
     )
 
 
@@ -119,6 +185,24 @@ def make_atlas(
     )
 
 
+def small_atlas() -> AtlasRecord:
+    """Three layers: gaps in unit indices, a dead unit, hostile text, logits."""
+    conv = make_layer(make_info("c1", 4), [0, 2, 3, 5])
+    hostile = LayerRecord(
+        info=make_info(HOSTILE_NAME, 2),
+        units=[make_unit(0, label=HOSTILE_LABEL), make_unit(1, dead=True)],
+    )
+    logits = make_layer(
+        make_info("probs", 3, kind="dense", uses_logits=True), range(3), label=None
+    )
+    return make_atlas(
+        [conv, hostile, logits],
+        title='Tiny "<atlas>"',
+        accuracy=2 / 3,
+        extra=(make_info("outside", 7),),
+    )
+
+
 class PageTags(HTMLParser):
     """Start tags with their attributes, and the text of table rows."""
 
@@ -158,3 +242,22 @@ def rel_link(page: Path, rel: str) -> Path | None:
         if tag == "a" and attrs.get("rel") == rel:
             return (page.parent / attrs["href"].split("#")[0]).resolve()
     return None
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def layer_units(site: Path, layer: dict) -> list[dict]:
+    """The units of a manifest's layer entry, from its data file."""
+    return read_json(site / layer["data"])["units"]
+
+
+def site_units(site: Path) -> list[tuple[dict, dict]]:
+    """(layer entry, unit entry) for every unit of a built site, in order."""
+    manifest = read_json(site / "manifest.json")
+    return [
+        (layer, unit)
+        for layer in manifest["layers"]
+        for unit in layer_units(site, layer)
+    ]

@@ -46,8 +46,9 @@ def test_percent_fraction_three_digits():
     assert [percent(2 / 3), percent(1.0), percent(None)] == ["66.7%", "100%", "—"]
 
 
-def test_shape_text_keeps_batch_dimension():
-    assert shape_text((None, 12, 12, 4)) == "(None, 12, 12, 4)"
+def test_shape_text_names_unknown_sizes():
+    assert shape_text((None, 12, 12, 4)) == "(batch, 12, 12, 4)"
+    assert shape_text((None, None, None, 3)) == "(batch, any, any, 3)"
 
 
 def test_quality_facts_known_order_then_others():
@@ -70,7 +71,7 @@ def test_layer_facts_name_class_shape_units():
     info = LayerInfo("fc", "Dense", (None, 1500), 1500, "dense", "relu")
     assert [(f.label, f.value) for f in layer_facts(info)] == [
         ("Class", "Dense"),
-        ("Output shape", "(None, 1500)"),
+        ("Output shape", "(batch, 1500)"),
         ("Units", "1,500"),
         ("Activation", "relu"),
     ]

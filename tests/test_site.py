@@ -1,4 +1,4 @@
-"""The site renderer on hand-built records: files, links, escaping, shards."""
+"""The site renderer on hand-built records: files, links, markup, escaping."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from atlas.errors import BuildError
 from atlas.records import AtlasRecord, LayerRecord, UnitRecord
 from atlas.site import SiteSummary, render_site
 from atlas.site.facts import format_number
-from atlas.site.manifest import MAX_ENTRIES
 from tests.helpers import broken_links
 from tests.site_records import (
+    HOSTILE_LABEL,
+    HOSTILE_NAME,
     PRESETS,
     make_atlas,
     make_info,
@@ -26,31 +27,13 @@ from tests.site_records import (
     make_unit,
     parse,
     rel_link,
+    site_units,
+    small_atlas,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
-HOSTILE_NAME = "<script>alert(1)</script>"
-HOSTILE_LABEL = '"../x"'
 DEAD_TEXT = "never active on the dataset"
-
-
-def small_atlas() -> AtlasRecord:
-    """Three layers: gaps in unit indices, a dead unit, hostile text, logits."""
-    conv = make_layer(make_info("c1", 4), [0, 2, 3, 5])
-    hostile = LayerRecord(
-        info=make_info(HOSTILE_NAME, 2),
-        units=[make_unit(0, label=HOSTILE_LABEL), make_unit(1, dead=True)],
-    )
-    logits = make_layer(
-        make_info("probs", 3, kind="dense", uses_logits=True), range(3), label=None
-    )
-    return make_atlas(
-        [conv, hostile, logits],
-        title='Tiny "<atlas>"',
-        accuracy=2 / 3,
-        extra=(make_info("outside", 7),),
-    )
 
 
 def render(atlas: AtlasRecord, folder: Path) -> SiteSummary:
@@ -59,8 +42,7 @@ def render(atlas: AtlasRecord, folder: Path) -> SiteSummary:
 
 
 def unit_entries(site: Path) -> list[tuple[dict, dict]]:
-    manifest = json.loads((site / "manifest.json").read_text(encoding="utf-8"))
-    return [(layer, unit) for layer in manifest["layers"] for unit in layer["units"]]
+    return site_units(site)
 
 
 def all_pages(site: Path) -> list[Path]:
@@ -71,14 +53,6 @@ def all_pages(site: Path) -> list[Path]:
 def site(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("site") / "out"
     render(small_atlas(), folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def sharded(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("big") / "out"
-    layer = make_layer(make_info("wide", 600), range(600), k=2, size=2, presets=("p",))
-    render(make_atlas([layer]), folder)
     return folder
 
 
@@ -94,8 +68,9 @@ def test_render_site_every_unit_gets_a_page_and_images(site):
     for _, unit in entries:
         assert (site / unit["page"]).is_file()
         assert set(unit["images"]) == set(PRESETS)
-        for path in [*unit["images"].values(), unit["sheet"]]:
+        for path in [*unit["images"].values(), unit["sheets"]["top"]]:
             assert (site / path).read_bytes().startswith(b"\x89PNG")
+        assert unit["sheets"]["bottom"] is None and unit["sheets"]["grid"] is None
 
 
 def test_render_site_summary_counts_what_it_wrote(tmp_path):
@@ -105,8 +80,34 @@ def test_render_site_summary_counts_what_it_wrote(tmp_path):
     assert summary.pages == 1 + len(atlas.layers) + units
     assert summary.images == units * (len(PRESETS) + 1)
     written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
-    assert summary.files == len(written)
-    assert summary.bytes == sum(p.stat().st_size for p in written)
+    published = [p for p in written if ".atlas-cache" not in p.parts]
+    assert [p.name for p in written if p not in published] == ["site-files.txt"]
+    assert summary.files == len(published)
+    assert summary.bytes == sum(p.stat().st_size for p in published)
+
+
+def test_render_site_again_removes_only_its_own_stale_files(tmp_path):
+    site = tmp_path / "out"
+    render(small_atlas(), site)
+    (site / "CNAME").write_text("atlas.example.org")
+    (site / "layers" / "notes.txt").write_text("mine")
+    kept = make_atlas([make_layer(make_info("c1", 4), [0, 2])])
+    summary = render_site(kept, site, TEMPLATES)
+    assert sorted(p.name for p in (site / "layers").iterdir()) == [
+        "c1.html",
+        "notes.txt",
+    ]
+    assert sorted(p.name for p in (site / "units" / "c1").iterdir()) == [
+        "0000.html",
+        "0002.html",
+    ]
+    assert not (site / "units" / "probs").exists()
+    assert (site / "CNAME").read_text() == "atlas.example.org"
+    assert broken_links(site) == []
+    files = [
+        p for p in site.rglob("*") if p.is_file() and ".atlas-cache" not in p.parts
+    ]
+    assert summary.files == len(files)
 
 
 def test_render_site_every_link_resolves(site):
@@ -197,21 +198,26 @@ def test_layer_page_thumbnails_lazy_with_sizes(site):
     synthesized, sheets = tags[0::2], tags[1::2]
     # 6-pixel images grow 16 times to 96; 3-pixel crops are stored 13 times
     # larger in the sheet, 39 pixels, and shown as stored.
-    assert {(a["width"], a["height"], a["class"]) for a in synthesized} == {
-        ("96", "96", "pixelated")
+    # Every image of the grid is pixelated: the grid says so, not each one.
+    assert {(a["width"], a["height"], a.get("class")) for a in synthesized} == {
+        ("96", "96", None)
     }
-    assert {(a["width"], a["height"]) for a in sheets} == {("121", "39")}
-    assert not any("class" in attrs for attrs in sheets)
+    tags = parse(site / "layers" / "c1.html").tags
+    grid = next(a for t, a in tags if t == "ol" and a.get("id") == "grid")
+    assert grid["class"] == "grid pixelated-views"
+    assert {(a["width"], a["height"], a["class"]) for a in sheets} == {
+        ("121", "39", "strip")
+    }
 
 
 def test_layer_page_many_examples_clip_grid_sheet(tmp_path):
     layer = make_layer(make_info("deep", 1), [0], k=9)
     render(make_atlas([layer]), tmp_path)
     grid = [a for t, a in parse(tmp_path / "layers" / "deep.html").tags if t == "img"]
-    assert grid[1]["class"] == "clipped"
+    assert grid[1]["class"] == "clipped strip"
     assert (grid[1]["width"], grid[1]["height"]) == (str(5 * 39 + 4 * 2), "39")
     page = [a for t, a in parse(tmp_path / "units/deep/0000.html").tags if t == "img"]
-    sheet = page[-1]
+    (sheet,) = [a for a in page if a["src"].endswith("-top.png")]
     assert (sheet["width"], sheet["height"]) == (str(2 * (9 * 39 + 8 * 2)), "78")
     assert sheet["class"] == "pixelated"
 
@@ -265,7 +271,7 @@ def test_index_page_lists_every_layer_and_links_atlas_layers(site):
     rows = parse(site / "index.html").rows
     table = {row[0]: row for row in rows if len(row) == 4}
     assert sorted(table) == sorted(["Layer", *(i.name for i in atlas.all_layers)])
-    assert table["outside"][1:] == ["Conv2D", "(None, 6, 6, 7)", "7"]
+    assert table["outside"][1:] == ["Conv2D", "(batch, 6, 6, 7)", "7"]
     links = [
         (site / attrs["href"]).resolve()
         for tag, attrs in parse(site / "index.html").tags
@@ -321,9 +327,9 @@ def test_unit_page_shows_every_value_label_and_source(site):
     atlas = small_atlas()
     unit = atlas.layers[0].units[1]
     rows = parse(site / "units" / "c1" / "0002.html").rows
-    shown = [row for row in rows if len(row) == 5 and row[0].isdigit()]
+    shown = [row for row in rows if len(row) == 4 and row[0].isdigit()]
     assert shown == [
-        [str(rank), format_number(ex.value), "cat", ex.source, str(ex.image)]
+        [str(rank), format_number(ex.value), "cat", f"{ex.source} (#{ex.image})"]
         for rank, ex in enumerate(unit.top_k, 1)
     ]
     assert shown[0][1] == "5.7"
@@ -364,39 +370,3 @@ def test_layer_page_links_every_unit_and_index(site):
     for index in (0, 2, 3, 5):
         assert f"../units/c1/{index:04d}.html" in hrefs
     assert "../index.html" in hrefs
-
-
-# Manifest
-
-
-def test_manifest_has_documented_fields(site):
-    manifest = json.loads((site / "manifest.json").read_text(encoding="utf-8"))
-    assert {"model", "settings", "versions", "layers"} <= set(manifest)
-    assert manifest["model"]["parameters"] == 12345
-    atlas = small_atlas()
-    for layer, record in zip(manifest["layers"], atlas.layers, strict=True):
-        assert layer["name"] == record.info.name
-        for unit, expected in zip(layer["units"], record.units, strict=True):
-            assert {"index", "page", "images", "top_k", "quality"} <= set(unit)
-            assert unit["index"] == expected.index
-            assert [(t["image"], t["value"], t["label"]) for t in unit["top_k"]] == [
-                (ex.image, ex.value, ex.label) for ex in expected.top_k
-            ]
-            assert unit["quality"]["dead"] == expected.quality["dead"]
-
-
-# Sharding
-
-
-def test_render_site_large_layer_shards_under_entry_cap(sharded):
-    for folder, subfolders, files in os.walk(sharded):
-        assert len(subfolders) + len(files) <= MAX_ENTRIES, folder
-    assert (sharded / "units" / "wide" / "001" / "0550.html").is_file()
-    assert len(list(sharded.glob("units/wide/*/*.html"))) == 600
-
-
-def test_render_site_large_layer_links_resolve(sharded):
-    assert broken_links(sharded) == []
-    page = sharded / "units" / "wide" / "001" / "0500.html"
-    expected = sharded / "units" / "wide" / "000" / "0499.html"
-    assert rel_link(page, "prev") == expected.resolve()

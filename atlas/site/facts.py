@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atlas.records import AtlasRecord, LayerInfo
+from atlas.records import AtlasRecord, ClassWeight, LayerInfo, UnitRecord
 
 # Digits a reader can compare at a glance; more are noise for activations.
 SIGNIFICANT = 3
@@ -29,7 +29,11 @@ QUALITY_LABELS = {
     "dataset_max": "Best activation on the dataset",
     "ratio": "Largest activation: final image / best on the dataset",
     "layer_max": "Most active unit of the layer on its image",
+    "dataset_min": "Lowest activation on the dataset",
     "dead": "Dead (never active)",
+    "no_structure": "No structure (a flat or noise image)",
+    "structure": "Structure: spread around the start image (0-255 levels)",
+    "view": "View",
     "low": "Low quality (under half the dataset best)",
 }
 STATS_LABELS = {
@@ -37,6 +41,12 @@ STATS_LABELS = {
     "max": "Largest per-image maximum",
     "active_fraction": "Images where it is active (above 0)",
     "images": "Images seen",
+}
+# Captions of views other than presets; a view "diversity-N" is numbered.
+VIEW_CAPTIONS = {
+    "negative": "Negative: the image that drives it lowest",
+    "neuron": "Neuron objective: the centre position only",
+    "channel": "Channel objective: every position",
 }
 _PERCENT_KEYS = frozenset({"ratio", "active_fraction"})
 _COUNT_KEYS = frozenset({"images"})
@@ -78,8 +88,15 @@ def percent(fraction: object) -> str:
 
 
 def shape_text(shape: Sequence[int | None]) -> str:
-    """A Keras shape as written in model summaries: "(None, 12, 12, 4)"."""
-    return "(" + ", ".join(str(size) for size in shape) + ")"
+    """A Keras shape with its unknown sizes named: "(batch, 12, 12, 4)".
+
+    Keras writes them None; pages name them, and no page says "None" (C16).
+    """
+    sizes = [
+        str(size) if size is not None else ("batch" if axis == 0 else "any")
+        for axis, size in enumerate(shape)
+    ]
+    return "(" + ", ".join(sizes) + ")"
 
 
 def index_facts(atlas: AtlasRecord) -> tuple[Fact, ...]:
@@ -125,6 +142,55 @@ def quality_facts(quality: Mapping[str, object]) -> tuple[Fact, ...]:
 def stats_facts(stats: Mapping[str, object]) -> tuple[Fact, ...]:
     """The unit's statistics over the dataset, labelled."""
     return _labelled(stats, STATS_LABELS)
+
+
+def view_caption(key: str, presets: Sequence[str]) -> str:
+    """What a view of a unit is, for its caption."""
+    if key in presets:
+        return f"Preset {key}"
+    if key in VIEW_CAPTIONS:
+        return VIEW_CAPTIONS[key]
+    stem, _, number = key.rpartition("-")
+    if stem == "diversity" and number.isdigit():
+        return f"Diversity, image {int(number)}: another way to drive it"
+    return key
+
+
+def view_quality(quality: Mapping[str, object]) -> str | None:
+    """One line on how strongly a view drives its unit, or None."""
+    ratio = quality.get("ratio")
+    if isinstance(ratio, float | int) and not isinstance(ratio, bool):
+        return f"reaches {percent(ratio)} of the dataset's best"
+    for key in ("peak", "final"):
+        value = quality.get(key)
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            return f"reaches {format_number(value)}"
+    return None
+
+
+def label_line(unit: UnitRecord) -> str:
+    """The unit's label and how many top-k examples carry it, as a sentence."""
+    counts = unit.label_counts
+    total = sum(counts.values())
+    if unit.label is not None:
+        share = counts.get(unit.label)
+        if share is None or not total:
+            return f"Labelled {unit.label}."
+        return f"Labelled {unit.label}: {share} of its {total} top-k examples."
+    if counts:
+        return "No label dominates its top-k examples."
+    return "No label: the dataset has no classes, or none was computed."
+
+
+def label_facts(counts: Mapping[str, int]) -> tuple[Fact, ...]:
+    """Labels of the top-k examples, the most frequent first."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(Fact(label, format_number(count)) for label, count in ordered)
+
+
+def weight_facts(weights: Sequence[ClassWeight]) -> tuple[Fact, ...]:
+    """Classes a unit promotes or suppresses, with their weights."""
+    return tuple(Fact(w.label, format_number(float(w.weight))) for w in weights)
 
 
 def _format_float(number: float) -> str:

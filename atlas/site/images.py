@@ -1,29 +1,32 @@
-"""PNG encoding of unit images and top-k sheets, and their display sizes.
+"""Image files of the site: checking arrays, encoding them, and the sizes
+pages show them at.
 
-Arrays arrive as uint8 (H, W, C); PNGs carry no timestamp, so the same
-array always gives the same bytes.
+Pixel-exact images (synthesized images, crops grown by a whole factor) are
+optimized PNG; images shrunk smoothly for display are lossy WebP. Neither
+carries a timestamp, so the same array always gives the same bytes.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from atlas.errors import BuildError
-from atlas.records import AtlasRecord
+from atlas.records import AtlasRecord, TopKExample
 
 CHANNELS = (1, 3, 4)
-# Longer side, in pixels, that small crops are enlarged toward (by a whole
-# factor) inside a sheet: the size the layer grid shows them at.
-SHEET_CELL = 40
-# The gap between sheet cells is this fraction of a cell, at least 1 pixel:
-# wide enough to see, thin enough to read as a seam.
-GAP_FRACTION = 1 / 20
+# Longer side, in CSS pixels, of a synthesized image on the layer grid.
+THUMB = 96
+# A synthesized image longer than this gets a separate, smaller thumbnail
+# for the layer grid: twice `THUMB`, sharp on a 2x screen.
+THUMB_LIMIT = 2 * THUMB
+# WebP quality for smoothly shrunk images: artefacts stay below what a
+# thumbnail shows, at about a tenth of the PNG's bytes.
+WEBP_QUALITY = 85
 
 logger = logging.getLogger(__name__)
 
@@ -53,20 +56,30 @@ def check_array(array: np.ndarray, what: str) -> None:
     )
 
 
-def check_atlas(atlas: AtlasRecord) -> None:
-    """Check every image and crop of `atlas` before any file is written.
+def check_heatmap(array: np.ndarray, what: str) -> None:
+    """Raise `BuildError` unless `array` is a uint8 (H, W) magnitude map."""
+    shape = getattr(array, "shape", None)
+    dtype = getattr(array, "dtype", None)
+    if dtype == np.uint8 and shape is not None and len(shape) == 2 and min(shape):
+        return
+    raise BuildError(
+        f"{what}: expected a uint8 array of shape (H, W), got {dtype} of "
+        f"shape {shape}; scale heatmaps to 0-255 uint8 before rendering"
+    )
 
-    A bad array would otherwise fail midway through the write, leaving a
-    half-rendered site; the message names the layer, unit and image.
-    """
+
+def check_atlas(atlas: AtlasRecord) -> None:
+    """Check every image, crop and heatmap of `atlas` before any file is
+    written, so that a bad array cannot leave a half-rendered site; the
+    message names the layer, unit and image."""
     for layer in atlas.layers:
         name = layer.info.name
         for unit in layer.units:
             where = f"layer {name!r} unit {unit.index}"
-            for preset, array in unit.images.items():
-                check_array(array, f"{where} image of preset {preset!r}")
-            for rank, example in enumerate(unit.top_k, start=1):
-                check_array(example.crop, f"{where} top-k example {rank} crop")
+            for view, array in unit.images.items():
+                check_array(array, f"{where} image {view!r}")
+            _check_examples(unit.top_k, f"{where} top-k example")
+            _check_examples(unit.bottom_k, f"{where} bottom-k example")
 
 
 def to_image(array: np.ndarray) -> Image.Image:
@@ -78,57 +91,31 @@ def to_image(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array[..., :3]), mode="RGB")
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    """Encode as PNG; Pillow writes no time chunk, so bytes are stable."""
+def encode(image: Image.Image, lossy: bool = False) -> bytes:
+    """PNG bytes, or lossy WebP bytes for smoothly resampled images."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    if lossy:
+        image.save(buffer, format="WEBP", quality=WEBP_QUALITY, method=6)
+    else:
+        image.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 
-def cell_size(crops: Sequence[np.ndarray]) -> tuple[int, int]:
-    """The (height, width) of one sheet cell: the largest crop of a layer."""
-    if not crops:
-        return (1, 1)
-    return (max(c.shape[0] for c in crops), max(c.shape[1] for c in crops))
+def extension(lossy: bool) -> str:
+    """The file extension `encode` gives with the same `lossy`."""
+    return "webp" if lossy else "png"
 
 
-def sheet_cell(cell: tuple[int, int]) -> tuple[int, int]:
-    """The (height, width) of one cell as stored in a sheet.
-
-    Crops smaller than `SHEET_CELL` are enlarged by a whole factor, so a
-    page can show them near that size without smoothing their pixels.
-    """
-    factor = max(1, SHEET_CELL // max(cell))
-    return (cell[0] * factor, cell[1] * factor)
+def needs_thumbnail(array: np.ndarray) -> bool:
+    """True when the grid should not load the full synthesized image."""
+    return max(array.shape[:2]) > THUMB_LIMIT
 
 
-def sheet_gap(cell: tuple[int, int]) -> int:
-    """Transparent pixels between two cells of a sheet."""
-    return max(1, round(max(sheet_cell(cell)) * GAP_FRACTION))
-
-
-def sheet_size(cell: tuple[int, int], count: int) -> tuple[int, int]:
-    """The (height, width) of a sheet of `count` cells and the gaps between."""
-    height, width = sheet_cell(cell)
-    return (height, count * width + max(0, count - 1) * sheet_gap(cell))
-
-
-def topk_sheet(crops: Sequence[np.ndarray], cell: tuple[int, int]) -> Image.Image:
-    """Lay crops in one row of equal cells, best first, with clear gaps.
-
-    Each crop is resized to the layer's cell; the gaps are transparent, so
-    the page's own background separates the crops in light and dark mode.
-    """
-    height, width = sheet_cell(cell)
-    gap = sheet_gap(cell)
-    tiles = [to_image(crop) for crop in crops]
-    mode = "RGBA" if any(tile.mode == "RGB" for tile in tiles) else "LA"
-    size = sheet_size(cell, len(tiles))
-    sheet = Image.new(mode, (size[1], size[0]), (0,) * len(mode))
-    for position, tile in enumerate(tiles):
-        fitted = tile.resize((width, height), Image.NEAREST).convert(mode)
-        sheet.paste(fitted, (position * (width + gap), 0))
-    return sheet
+def thumbnail(array: np.ndarray) -> Image.Image:
+    """The image shrunk smoothly to `THUMB_LIMIT` pixels on its longer side."""
+    image = to_image(array)
+    shown = display_size(image.height, image.width, THUMB_LIMIT)
+    return image.resize((shown.width, shown.height), Image.LANCZOS)
 
 
 def display_size(height: int, width: int, target: int) -> Display:
@@ -143,3 +130,10 @@ def display_size(height: int, width: int, target: int) -> Display:
         return Display(width * factor, height * factor, factor > 1)
     ratio = target / longest
     return Display(max(1, round(width * ratio)), max(1, round(height * ratio)), False)
+
+
+def _check_examples(examples: list[TopKExample], what: str) -> None:
+    for rank, example in enumerate(examples, start=1):
+        check_array(example.crop, f"{what} {rank} crop")
+        for method, heat in example.heatmaps.items():
+            check_heatmap(heat, f"{what} {rank} heatmap {method!r}")

@@ -1,7 +1,8 @@
-"""The site's files: where each goes, how it is written, the manifest of them.
+"""The atlas as data for other tools: `manifest.json` describes the build and
+lists the layers; `data/<layer>.json` holds each layer's units.
 
-Paths are relative to the output root with "/" separators. Large layers are
-sharded into numbered folders so that no folder holds over `MAX_ENTRIES`.
+Both carry `"schema": SCHEMA`; README.md, "The atlas as data", documents
+every field. The number changes whenever a field changes meaning or goes.
 """
 
 from __future__ import annotations
@@ -9,167 +10,29 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path, PurePath
+from collections.abc import Mapping, Sequence
+from pathlib import PurePath
 
 import numpy as np
 
-from atlas.errors import BuildError
-from atlas.records import AtlasRecord, LayerRecord, UnitRecord
-from atlas.site.slug import unique_slugs
+from atlas.records import AtlasRecord, LayerRecord, TopKExample, UnitRecord
+from atlas.site.layout import LayerLayout, SiteLayout, ordered_units
+from atlas.site.paths import MANIFEST, SEARCH_INDEX, SITEMAP
+from atlas.site.sheets import SheetGeometry
 
-SCHEMA = 1
-# Static hosts and file browsers slow down or refuse past this many entries.
-MAX_ENTRIES = 1000
-# Unit pages per folder of a sharded layer; fixed, so unit URLs stay stable.
-PAGE_SHARD = 500
-# Units per image folder, the largest that keeps the folder under the cap.
-IMAGE_SHARDS = (500, 250, 200, 100, 50, 25, 20, 10, 5, 2, 1)
-SHEET_NAME = "topk"
+SCHEMA = 2
+GENERATOR = "neuron-atlas"
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class LayerLayout:
-    """The file names of one layer's pages and images."""
-
-    slug: str
-    presets: Mapping[str, str]  # preset name -> slug
-    page_shard: int | None  # units per page folder; None when flat
-    image_shard: int | None  # units per image folder; None when flat
-
-    @property
-    def page(self) -> str:
-        return f"layers/{self.slug}.html"
-
-    def unit_page(self, index: int) -> str:
-        folder = _folder(f"units/{self.slug}", index, self.page_shard)
-        return f"{folder}/{index:04d}.html"
-
-    def unit_image(self, index: int, preset: str) -> str:
-        return self._image(index, self.presets[preset])
-
-    def unit_sheet(self, index: int) -> str:
-        return self._image(index, SHEET_NAME)
-
-    def _image(self, index: int, kind: str) -> str:
-        folder = _folder(f"img/{self.slug}", index, self.image_shard)
-        return f"{folder}/{index:04d}-{kind}.png"
-
-
-@dataclass(frozen=True)
-class SiteSummary:
-    """What a render wrote: counts of pages, images, all files and bytes."""
-
-    output: Path
-    pages: int
-    images: int
-    files: int
-    bytes: int
-
-
-@dataclass(frozen=True)
-class SiteLayout:
-    """Slugs for every layer name, and the layout of each atlas layer."""
-
-    slugs: Mapping[str, str]  # layer name -> slug, for every known layer
-    layers: tuple[LayerLayout, ...]  # aligned with `AtlasRecord.layers`
-
-
-class SiteWriter:
-    """Writes files atomically under one root and counts what it wrote."""
-
-    def __init__(self, root: Path) -> None:
-        if not Path(root).is_dir():
-            raise BuildError(
-                f"the output folder {str(root)!r} does not exist; expected a "
-                "folder created by the caller; create it first"
-            )
-        self.root = Path(root).resolve()
-        self.pages = 0
-        self.images = 0
-        self.files = 0
-        self.bytes = 0
-        self._folders: set[Path] = set()
-
-    def write_page(self, relative: str, data: bytes) -> None:
-        self.write(relative, data)
-        self.pages += 1
-
-    def write_image(self, relative: str, data: bytes) -> None:
-        self.write(relative, data)
-        self.images += 1
-
-    def write(self, relative: str, data: bytes) -> None:
-        """Write `data` to a temporary file beside the target, then rename."""
-        path = self.root.joinpath(*relative.split("/"))
-        self._ensure_folder(path.parent)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        self.files += 1
-        self.bytes += len(data)
-        logger.debug("wrote %s (%d bytes)", relative, len(data))
-
-    def _ensure_folder(self, folder: Path) -> None:
-        if folder in self._folders:
-            return
-        # A symlinked folder inside the output could point anywhere.
-        if not folder.resolve().is_relative_to(self.root):
-            raise BuildError(
-                f"refusing to write into {str(folder)!r}: it resolves outside "
-                f"the output folder {str(self.root)!r}; remove the link"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        self._folders.add(folder)
-
-    def summary(self) -> SiteSummary:
-        """The counts so far, as a frozen record for the caller."""
-        return SiteSummary(
-            output=self.root,
-            pages=self.pages,
-            images=self.images,
-            files=self.files,
-            bytes=self.bytes,
-        )
-
-
-def plan_layout(atlas: AtlasRecord) -> SiteLayout:
-    """Decide every path before anything is written."""
-    _check_distinct([layer.info.name for layer in atlas.layers], "layer names")
-    names = [info.name for info in atlas.all_layers]
-    names += [layer.info.name for layer in atlas.layers]
-    slugs = unique_slugs(list(dict.fromkeys(names)))
-    preset_names = list(atlas.presets)
-    for layer in atlas.layers:
-        for unit in layer.units:
-            preset_names.extend(unit.images)
-    presets = unique_slugs(sorted(set(preset_names)), reserved={SHEET_NAME})
-    layouts = tuple(
-        _layer_layout(layer, slugs[layer.info.name], presets) for layer in atlas.layers
-    )
-    return SiteLayout(slugs=slugs, layers=layouts)
-
-
-def build_manifest(atlas: AtlasRecord, layout: SiteLayout) -> dict[str, object]:
-    """The manifest document: what was built, and every file per unit."""
-    layers = [
-        _layer_entry(layer, lay)
-        for layer, lay in zip(atlas.layers, layout.layers, strict=True)
-    ]
-    return {
+def build_manifest(
+    atlas: AtlasRecord, layout: SiteLayout, base_url: str | None
+) -> dict[str, object]:
+    """The manifest document: what was built, how, and where each layer is."""
+    document: dict[str, object] = {
         "schema": SCHEMA,
+        "generator": GENERATOR,
         "title": atlas.title,
         "model": json_safe(atlas.model),
         "settings": json_safe(atlas.settings),
@@ -177,11 +40,29 @@ def build_manifest(atlas: AtlasRecord, layout: SiteLayout) -> dict[str, object]:
         "data": json_safe(atlas.data),
         "summary": json_safe(atlas.summary),
         "presets": list(atlas.presets),
-        "layers": layers,
+        "search_index": SEARCH_INDEX,
+        "layers": [
+            _layer_entry(layer, lay)
+            for layer, lay in zip(atlas.layers, layout.layers, strict=True)
+        ],
+    }
+    if base_url is not None:
+        document["base_url"] = base_url
+        document["sitemap"] = SITEMAP
+    return document
+
+
+def layer_document(layer: LayerRecord, lay: LayerLayout) -> dict[str, object]:
+    """One layer's data file: the layer, then every unit in index order."""
+    return {
+        "schema": SCHEMA,
+        "manifest": MANIFEST,
+        "layer": _layer_fields(layer, lay),
+        "units": [_unit_entry(unit, lay) for unit in ordered_units(layer)],
     }
 
 
-def manifest_bytes(document: Mapping[str, object]) -> bytes:
+def json_bytes(document: Mapping[str, object]) -> bytes:
     """Deterministic JSON: sorted keys, one-space indent, final newline."""
     text = json.dumps(
         document, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False
@@ -207,83 +88,83 @@ def json_safe(value: object) -> object:
     return str(value)
 
 
-def ordered_units(layer: LayerRecord) -> list[UnitRecord]:
-    """Units by index: the order of pages, links and manifest entries."""
-    return sorted(layer.units, key=lambda unit: unit.index)
-
-
-def _layer_layout(
-    layer: LayerRecord, slug: str, presets: Mapping[str, str]
-) -> LayerLayout:
-    indices = [unit.index for unit in layer.units]
-    _check_distinct(indices, f"unit indices of layer {layer.info.name!r}")
-    if any(index < 0 for index in indices):
-        raise BuildError(
-            f"layer {layer.info.name!r} has a negative unit index; expected "
-            f"indices from 0, got {min(indices)}"
-        )
-    count = len(indices)
-    per_unit = 1 + max((len(unit.images) for unit in layer.units), default=0)
-    return LayerLayout(
-        slug=slug,
-        presets=presets,
-        page_shard=PAGE_SHARD if count > PAGE_SHARD else None,
-        image_shard=_image_shard(count, per_unit),
-    )
-
-
-def _image_shard(units: int, files_per_unit: int) -> int | None:
-    if units * files_per_unit <= MAX_ENTRIES:
-        return None
-    return next(s for s in IMAGE_SHARDS if s * files_per_unit <= MAX_ENTRIES)
-
-
-def _folder(base: str, index: int, shard: int | None) -> str:
-    return base if shard is None else f"{base}/{index // shard:03d}"
-
-
-def _check_distinct(items: list, what: str) -> None:
-    repeated = sorted(item for item, n in Counter(items).items() if n > 1)
-    if repeated:
-        raise BuildError(
-            f"the atlas repeats {what}: {repeated!r}; expected each once, so "
-            "that every page has its own file"
-        )
-
-
-def _layer_entry(layer: LayerRecord, lay: LayerLayout) -> dict[str, object]:
+def _layer_fields(layer: LayerRecord, lay: LayerLayout) -> dict[str, object]:
     info = layer.info
     return {
         "name": info.name,
         "slug": lay.slug,
         "page": lay.page,
+        "data": lay.data,
         "class_name": info.class_name,
         "output_shape": list(info.output_shape),
         "kind": info.kind,
         "activation": info.activation,
         "uses_logits": info.uses_logits,
-        "units": [_unit_entry(unit, lay) for unit in ordered_units(layer)],
+        "unit_count": len(layer.units),
+        "sheet": _geometry(lay.sheet),
+        "grid_sheet": None if lay.grid is None else _geometry(lay.grid),
     }
+
+
+def _geometry(geometry: SheetGeometry) -> dict[str, object]:
+    """How to cut a sheet: cell i spans x from i * (width + gap)."""
+    return {"cell": list(geometry.cell), "gap": geometry.gap}
+
+
+def _layer_entry(layer: LayerRecord, lay: LayerLayout) -> dict[str, object]:
+    entry = _layer_fields(layer, lay)
+    entry["unit_pages"] = {"folder": f"units/{lay.slug}", "shard": lay.page_shard}
+    return entry
 
 
 def _unit_entry(unit: UnitRecord, lay: LayerLayout) -> dict[str, object]:
-    index = unit.index
+    files = lay.files(unit)
     return {
-        "index": index,
-        "page": lay.unit_page(index),
-        "images": {preset: lay.unit_image(index, preset) for preset in unit.images},
-        "sheet": lay.unit_sheet(index) if unit.top_k else None,
-        "top_k": [
-            {
-                "image": int(example.image),
-                "value": json_safe(float(example.value)),
-                "label": example.label,
-                "source": example.source,
-                "box": [b.top, b.left, b.bottom, b.right],
-            }
-            for example in unit.top_k
-            for b in [example.box]
-        ],
+        "index": unit.index,
+        "page": files.page,
+        "label": unit.label,
+        "label_counts": json_safe(unit.label_counts),
+        # JSON objects have no order; the views' order is the progression.
+        "views": list(unit.images),
+        "images": dict(files.views),
+        "thumbnails": dict(files.thumbs),
+        "image_quality": json_safe(unit.image_quality),
+        "sheets": {"top": files.top, "bottom": files.bottom, "grid": files.grid},
+        "heatmaps": {"top": dict(files.top_heat), "bottom": dict(files.bottom_heat)},
+        "top_k": _examples(unit.top_k),
+        "bottom_k": _examples(unit.bottom_k),
         "quality": json_safe(unit.quality),
         "stats": json_safe(unit.stats),
+        "histogram": _histogram(unit),
+        "promotes": _weights(unit.promotes),
+        "suppresses": _weights(unit.suppresses),
     }
+
+
+def _examples(examples: Sequence[TopKExample]) -> list[dict[str, object]]:
+    return [
+        {
+            "image": int(example.image),
+            "value": json_safe(float(example.value)),
+            "label": example.label,
+            "source": example.source,
+            "box": [box.top, box.left, box.bottom, box.right],
+            "heatmaps": sorted(example.heatmaps),
+        }
+        for example in examples
+        for box in [example.box]
+    ]
+
+
+def _histogram(unit: UnitRecord) -> dict[str, object] | None:
+    histogram = unit.histogram
+    if histogram is None:
+        return None
+    return {"edges": json_safe(histogram.edges), "counts": json_safe(histogram.counts)}
+
+
+def _weights(weights: Sequence) -> list[dict[str, object]]:
+    return [
+        {"label": weight.label, "weight": json_safe(float(weight.weight))}
+        for weight in weights
+    ]

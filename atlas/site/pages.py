@@ -1,4 +1,5 @@
-"""What each page template receives: frozen dataclasses built from records.
+"""What the index and layer templates receive: frozen dataclasses built from
+records, and the frame every page shares.
 
 Builders compute every link relative to the page's own file, format every
 number for reading, and leave templates nothing to decide but layout.
@@ -7,12 +8,13 @@ number for reading, and leave templates nothing to decide but layout.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from atlas.records import AtlasRecord, LayerRecord, TopKExample, UnitRecord
+from atlas.records import AtlasRecord, LayerRecord, UnitRecord
+from atlas.site import pictures
 from atlas.site.facts import (
     DEAD_NOTE,
     Fact,
@@ -20,16 +22,32 @@ from atlas.site.facts import (
     index_facts,
     layer_facts,
     percent,
-    quality_facts,
     shape_text,
-    stats_facts,
     version_facts,
 )
-from atlas.site.manifest import LayerLayout, SiteLayout, ordered_units
-from atlas.site.paths import INDEX, MANIFEST, STYLESHEET, relative, root_of
-from atlas.site.pictures import Picture, grid_sheet, page_sheet, synthesized
+from atlas.site.layout import LayerLayout, SiteLayout, main_view, ordered_units
+from atlas.site.paths import (
+    ICON,
+    INDEX,
+    MANIFEST,
+    SCRIPT,
+    STYLESHEET,
+    relative,
+    root_of,
+)
+from atlas.site.pictures import Picture
+from atlas.site.publish import absolute_url
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Site:
+    """What every page builder needs: the atlas, its layout, its address."""
+
+    atlas: AtlasRecord
+    layout: SiteLayout
+    base_url: str | None  # normalized, ending in "/"; None when unpublished
 
 
 @dataclass(frozen=True)
@@ -48,8 +66,11 @@ class Frame:
     site_title: str
     root: str  # the folder path from this page to the site root: ".", "../.."
     stylesheet: str
+    script: str
+    icon: str
     home: str
     manifest: str
+    canonical: str | None  # the page's public address, if base_url is set
     nav: tuple[Link, ...]  # breadcrumbs from the index; the last is this page
 
 
@@ -81,16 +102,18 @@ class IndexPage:
 
 @dataclass(frozen=True)
 class UnitCell:
-    """One unit on the layer grid: its image, its top-k sheet, one note."""
+    """One unit on the layer grid: its image, its best crops, one note."""
 
     index: int
     anchor: str
     href: str
+    label: str | None
     image: Picture | None
     sheet: Picture | None
     note: str
     dead: bool
     low: bool
+    sort: tuple[tuple[str, str], ...]  # (data attribute, value) sort keys
 
 
 @dataclass(frozen=True)
@@ -100,58 +123,43 @@ class LayerPage:
     frame: Frame
     name: str
     facts: tuple[Fact, ...]
+    tally: str  # how many units, dead, low quality, labelled
     logits_note: str | None
     cells: tuple[UnitCell, ...]
-
-
-@dataclass(frozen=True)
-class Synthesized:
-    """A unit's synthesized image under one preset."""
-
-    preset: str
-    picture: Picture
-
-
-@dataclass(frozen=True)
-class Example:
-    """One top-k example as text: rank, value, label, where it came from."""
-
-    rank: int
-    value: str
-    label: str
-    source: str
-    image: int
-
-
-@dataclass(frozen=True)
-class UnitPage:
-    """A unit: what it wants, what in the data excites it, how sure we are."""
-
-    frame: Frame
-    layer: str
-    index: int
-    logits_note: str | None
-    value_name: str  # "activation", or "logit" when read before a softmax
-    dead: bool
-    images: tuple[Synthesized, ...]
-    sheet: Picture | None
-    examples: tuple[Example, ...]
-    quality: tuple[Fact, ...]
-    stats: tuple[Fact, ...]
-    previous: Link | None
+    # Every synthesized image (or every sheet) of the grid is upscaled by a
+    # whole factor: the grid says so once instead of each image.
+    pixelated_views: bool
+    pixelated_crops: bool
+    previous: Link | None  # the layer before, in atlas order
     next: Link | None
-    up: Link
-    home: Link
 
 
-Page = IndexPage | LayerPage | UnitPage
+def frame(site: Site, here: str, title: str, crumbs: tuple[Link, ...]) -> Frame:
+    """The frame of the page at the root-relative path `here`."""
+    atlas = site.atlas
+    home = relative(INDEX, here)
+    first = Link(atlas.title, home if crumbs else None)
+    canonical = None if site.base_url is None else absolute_url(site.base_url, here)
+    return Frame(
+        title=f"{title} · {atlas.title}" if crumbs else atlas.title,
+        site_title=atlas.title,
+        root=root_of(here),
+        stylesheet=relative(STYLESHEET, here),
+        script=relative(SCRIPT, here),
+        icon=relative(ICON, here),
+        home=home,
+        manifest=relative(MANIFEST, here),
+        canonical=canonical,
+        nav=(first, *crumbs),
+    )
 
 
-def index_page(atlas: AtlasRecord, layout: SiteLayout) -> IndexPage:
+def index_page(site: Site) -> IndexPage:
     """The front page, with a row for every layer of the model."""
+    atlas = site.atlas
     pages = {
         layer.info.name: lay.page
-        for layer, lay in zip(atlas.layers, layout.layers, strict=True)
+        for layer, lay in zip(atlas.layers, site.layout.layers, strict=True)
     }
     rows = tuple(
         LayerRow(
@@ -165,7 +173,7 @@ def index_page(atlas: AtlasRecord, layout: SiteLayout) -> IndexPage:
     )
     accuracy = atlas.summary.get("logits_accuracy")
     return IndexPage(
-        frame=_frame(atlas, INDEX, atlas.title, ()),
+        frame=frame(site, INDEX, atlas.title, ()),
         title=atlas.title,
         # The one trusted string: Markdown rendered with raw HTML escaped.
         about=Markup(atlas.about_html),
@@ -178,144 +186,45 @@ def index_page(atlas: AtlasRecord, layout: SiteLayout) -> IndexPage:
     )
 
 
-def layer_page(
-    atlas: AtlasRecord,
-    layer: LayerRecord,
-    lay: LayerLayout,
-    cell: tuple[int, int],
-) -> LayerPage:
-    """A layer's grid: one cell per unit, in unit order."""
+def layer_page(site: Site, position: int) -> LayerPage:
+    """The grid of the atlas's `position`-th layer, one cell per unit."""
+    layer = site.atlas.layers[position]
+    lay = site.layout.layers[position]
     name = layer.info.name
-    here = lay.page
-    cells = tuple(
-        _unit_cell(atlas, layer, lay, unit, cell) for unit in ordered_units(layer)
-    )
+    units = ordered_units(layer)
+    cells = tuple(_unit_cell(layer, lay, unit) for unit in units)
     return LayerPage(
-        frame=_frame(atlas, here, f"Layer {name}", (Link(name, None),)),
+        frame=frame(site, lay.page, f"Layer {name}", (Link(name, None),)),
         name=name,
         facts=layer_facts(layer.info),
-        logits_note=_logits_note(layer),
+        tally=_tally(units),
+        logits_note=logits_note(layer),
         cells=cells,
+        pixelated_views=_all_pixelated(cell.image for cell in cells),
+        pixelated_crops=_all_pixelated(cell.sheet for cell in cells),
+        previous=_layer_link(site, position - 1, lay.page),
+        next=_layer_link(site, position + 1, lay.page),
     )
 
 
-def unit_page(
-    atlas: AtlasRecord,
-    layer: LayerRecord,
-    lay: LayerLayout,
-    unit: UnitRecord,
-    neighbours: tuple[UnitRecord | None, UnitRecord | None],
-    cell: tuple[int, int],
-) -> UnitPage:
-    """A unit's page; `neighbours` are the units before and after it."""
-    name = layer.info.name
-    here = lay.unit_page(unit.index)
-    up = relative(lay.page, here) + "#" + _anchor(unit.index)
-    crumbs = (Link(name, up), Link(f"Unit {unit.index}", None))
-    before, after = neighbours
-    return UnitPage(
-        frame=_frame(atlas, here, f"Layer {name}, unit {unit.index}", crumbs),
-        layer=name,
-        index=unit.index,
-        logits_note=_logits_note(layer),
-        value_name="logit" if layer.info.uses_logits else "activation",
-        dead=_is_dead(unit),
-        images=tuple(
-            Synthesized(preset, synthesized(name, lay, unit, preset, here, large=True))
-            for preset in _presets(atlas, unit)
-        ),
-        sheet=page_sheet(name, lay, unit, cell, here),
-        examples=tuple(_example(rank, ex) for rank, ex in enumerate(unit.top_k, 1)),
-        quality=quality_facts(unit.quality),
-        stats=stats_facts(unit.stats),
-        previous=_neighbour(lay, before, here),
-        next=_neighbour(lay, after, here),
-        up=Link(f"Layer {name}", up),
-        home=Link(atlas.title, relative(INDEX, here)),
-    )
-
-
-def _frame(
-    atlas: AtlasRecord, here: str, title: str, crumbs: tuple[Link, ...]
-) -> Frame:
-    home = relative(INDEX, here)
-    first = Link(atlas.title, home if crumbs else None)
-    return Frame(
-        title=f"{title} · {atlas.title}" if crumbs else atlas.title,
-        site_title=atlas.title,
-        root=root_of(here),
-        stylesheet=relative(STYLESHEET, here),
-        home=home,
-        manifest=relative(MANIFEST, here),
-        nav=(first, *crumbs),
-    )
-
-
-def _unit_cell(
-    atlas: AtlasRecord,
-    layer: LayerRecord,
-    lay: LayerLayout,
-    unit: UnitRecord,
-    cell: tuple[int, int],
-) -> UnitCell:
-    name, here = layer.info.name, lay.page
-    presets = _presets(atlas, unit)
-    dead = _is_dead(unit)
-    return UnitCell(
-        index=unit.index,
-        anchor=_anchor(unit.index),
-        href=relative(lay.unit_page(unit.index), here),
-        image=synthesized(name, lay, unit, presets[0], here) if presets else None,
-        sheet=None if dead else grid_sheet(name, lay, unit, cell, here),
-        note=_quality_line(unit.quality),
-        dead=dead,
-        low=bool(unit.quality.get("low")),
-    )
-
-
-def _presets(atlas: AtlasRecord, unit: UnitRecord) -> list[str]:
-    """The unit's presets: the atlas's order first, then any others."""
-    known = [preset for preset in atlas.presets if preset in unit.images]
-    return known + [preset for preset in unit.images if preset not in known]
-
-
-def _example(rank: int, example: TopKExample) -> Example:
-    return Example(
-        rank=rank,
-        value=format_number(example.value),
-        label="—" if example.label is None else example.label,
-        source=example.source,
-        image=int(example.image),
-    )
-
-
-def _neighbour(lay: LayerLayout, unit: UnitRecord | None, here: str) -> Link | None:
-    if unit is None:
-        return None
-    return Link(f"Unit {unit.index}", relative(lay.unit_page(unit.index), here))
-
-
-def _anchor(index: int) -> str:
+def anchor(index: int) -> str:
+    """The id of a unit's cell on its layer page."""
     return f"u{index:04d}"
 
 
-def _is_dead(unit: UnitRecord) -> bool:
+def is_dead(unit: UnitRecord) -> bool:
+    """Never active on the dataset, and its image cannot make it fire."""
     return bool(unit.quality.get("dead"))
 
 
-def _quality_line(quality: Mapping[str, object]) -> str:
-    """One short line for the grid: how close the image gets to the data."""
-    if quality.get("dead"):
-        return DEAD_NOTE
-    ratio = quality.get("ratio")
-    if ratio is None:
-        reached = format_number(quality.get("final"))
-        return f"{DEAD_NOTE}; the image reaches {reached}"
-    line = f"{percent(ratio)} of the dataset maximum"
-    return f"{line} (low)" if quality.get("low") else line
+def is_inactive(unit: UnitRecord) -> bool:
+    """Never active on the dataset: its top-k examples are mere ties."""
+    best = unit.stats.get("max", unit.quality.get("dataset_max"))
+    return is_dead(unit) or (_finite(best) and not best > 0)
 
 
-def _logits_note(layer: LayerRecord) -> str | None:
+def logits_note(layer: LayerRecord) -> str | None:
+    """Why values of a softmax layer are logits, or None for other layers."""
     info = layer.info
     if not info.uses_logits:
         return None
@@ -324,3 +233,87 @@ def _logits_note(layer: LayerRecord) -> str | None:
         f"every value shown are its pre-activation logits, not the "
         f"{info.activation} outputs."
     )
+
+
+def _unit_cell(layer: LayerRecord, lay: LayerLayout, unit: UnitRecord) -> UnitCell:
+    here, index = lay.page, unit.index
+    files = lay.files(unit)
+    key = main_view(unit)
+    dead = is_dead(unit)
+    image = None
+    if key is not None:
+        alt = f"Unit {index}: synthesized image"
+        image = pictures.view(unit, files, key, here, alt, pictures.THUMB)
+    alt = f"Unit {index}: top dataset crops"
+    sheet = None
+    if not is_inactive(unit):
+        sheet = pictures.grid_sheet(lay, files, len(unit.top_k), here, alt)
+    return UnitCell(
+        index=index,
+        anchor=anchor(index),
+        href=relative(files.page, here),
+        label=unit.label,
+        image=image,
+        sheet=sheet,
+        note=_quality_line(unit.quality),
+        dead=dead,
+        low=bool(unit.quality.get("low")),
+        sort=_sort_keys(unit),
+    )
+
+
+def _sort_keys(unit: UnitRecord) -> tuple[tuple[str, str], ...]:
+    """Values the layer page sorts by, besides the unit and its label:
+    activation, active share, quality; a missing or non-finite value is
+    left out and sorts last. Three digits order units as the page shows
+    them; ties fall back to the unit number."""
+    keys = {
+        "a": unit.stats.get("max"),
+        "s": unit.stats.get("active_fraction"),
+        "q": unit.quality.get("ratio"),
+    }
+    return tuple(
+        (name, f"{value:.3g}") for name, value in keys.items() if _finite(value)
+    )
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, float | int):
+        return False
+    return value == value and abs(value) != float("inf")
+
+
+def _all_pixelated(shown: Iterable[Picture | None]) -> bool:
+    present = [picture for picture in shown if picture is not None]
+    return bool(present) and all(picture.pixelated for picture in present)
+
+
+def _tally(units: list[UnitRecord]) -> str:
+    dead = sum(is_dead(unit) for unit in units)
+    low = sum(bool(unit.quality.get("low")) and not is_dead(unit) for unit in units)
+    labelled = sum(unit.label is not None for unit in units)
+    parts = [f"{format_number(len(units))} units", f"{dead} dead", f"{low} low quality"]
+    if labelled:
+        parts.append(f"{format_number(labelled)} labelled")
+    return ", ".join(parts)
+
+
+def _layer_link(site: Site, position: int, here: str) -> Link | None:
+    if not 0 <= position < len(site.atlas.layers):
+        return None
+    name = site.atlas.layers[position].info.name
+    return Link(f"Layer {name}", relative(site.layout.layers[position].page, here))
+
+
+def _quality_line(quality: Mapping[str, object]) -> str:
+    """One short line for the grid: how close the image gets to the data."""
+    if not quality:
+        return "no synthesized image"
+    if quality.get("dead"):
+        return DEAD_NOTE
+    ratio = quality.get("ratio")
+    if ratio is None:
+        reached = format_number(quality.get("final"))
+        return f"{DEAD_NOTE}; its image reaches {reached}"
+    line = f"{percent(ratio)} of dataset max"
+    return f"{line} (low)" if quality.get("low") else line

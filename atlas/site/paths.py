@@ -10,7 +10,13 @@ import logging
 
 INDEX = "index.html"
 STYLESHEET = "static/style.css"
+SCRIPT = "static/atlas.js"
+ICON = "static/favicon.svg"
 MANIFEST = "manifest.json"
+# A classic script that sets a global: a page opened from disk cannot
+# fetch JSON, but it can load a script (C15).
+SEARCH_INDEX = "search-index.js"
+SITEMAP = "sitemap.xml"
 
 logger = logging.getLogger(__name__)
 

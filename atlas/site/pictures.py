@@ -1,23 +1,25 @@
-"""The `<img>` of each synthesized image and top-k sheet: its href from the
-page, its alternative text and the size the page shows it at."""
+"""The `<img>` of each synthesized image and sheet: its href from the page,
+its alternative text and the size the page shows it at."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from atlas.records import UnitRecord
 from atlas.site import images
-from atlas.site.manifest import LayerLayout
+from atlas.site.layout import LayerLayout, UnitFiles
 from atlas.site.paths import relative
+from atlas.site.sheets import SHEET_CELL, SheetGeometry
 
 # Longer side, in CSS pixels, of images on the layer grid and the unit page.
-THUMB = 96
-THUMB_CROP = images.SHEET_CELL
+THUMB = images.THUMB
+THUMB_CROP = SHEET_CELL
 LARGE = 320
+SMALL = 160  # the unit page's views after the main one
 LARGE_CROP = 96
-# A unit page with more examples than this shows its crops half as large.
-LARGE_CROP_COUNT = 10
+# The widest a sheet is shown on a unit page: its main column at 1280 px.
+SHEET_WIDTH = 800
 # The grid shows a unit's best few crops; its page shows all of them.
 GRID_CROPS = 5
 
@@ -33,26 +35,23 @@ class Picture:
     width: int
     height: int
     pixelated: bool  # upscaled by a whole factor: keep hard pixel edges
-    clipped: bool = False  # shows only the left part of a top-k sheet
+    clipped: bool = False  # shows only the left part of a sheet
 
 
-def synthesized(
-    layer: str,
-    lay: LayerLayout,
-    unit: UnitRecord,
-    preset: str,
-    here: str,
-    *,
-    large: bool = False,
+def view(
+    unit: UnitRecord, files: UnitFiles, key: str, here: str, alt: str, target: int
 ) -> Picture:
-    """The unit's image under `preset`, as a thumbnail or large."""
-    height, width = unit.images[preset].shape[:2]
-    shown = images.display_size(height, width, LARGE if large else THUMB)
+    """The unit's view `key`, about `target` px on its longer side.
+
+    The layer grid (a small `target`) reads a large view's thumbnail.
+    """
+    height, width = unit.images[key].shape[:2]
+    shown = images.display_size(height, width, target)
+    small = target <= THUMB and key in files.thumbs
+    path = files.thumbs[key] if small else files.views[key]
     return Picture(
-        src=relative(lay.unit_image(unit.index, preset), here),
-        alt=(
-            f"Synthesized image of unit {unit.index} of layer {layer}, preset {preset}"
-        ),
+        src=relative(path, here),
+        alt=alt,
         width=shown.width,
         height=shown.height,
         pixelated=shown.pixelated,
@@ -60,53 +59,54 @@ def synthesized(
 
 
 def page_sheet(
-    layer: str, lay: LayerLayout, unit: UnitRecord, cell: tuple[int, int], here: str
-) -> Picture | None:
-    """The whole top-k sheet, for the unit's own page."""
-    count = len(unit.top_k)
-    target = LARGE_CROP if count <= LARGE_CROP_COUNT else LARGE_CROP // 2
-    return _sheet(layer, lay, unit, cell, here, target)
+    path: str, count: int, geometry: SheetGeometry, here: str, alt: str
+) -> Picture:
+    """A whole sheet of `count` crops, as the unit page shows it: crops
+    `LARGE_CROP` large, or smaller so the sheet fits `SHEET_WIDTH`."""
+    room = (SHEET_WIDTH - max(0, count - 1) * geometry.gap) // max(count, 1)
+    target = max(1, min(LARGE_CROP, room))
+    return _sheet(path, count, geometry, here, alt, target)
 
 
 def grid_sheet(
-    layer: str, lay: LayerLayout, unit: UnitRecord, cell: tuple[int, int], here: str
+    lay: LayerLayout, files: UnitFiles, count: int, here: str, alt: str
 ) -> Picture | None:
-    """The top-k sheet on the layer grid, cut to its best `GRID_CROPS`."""
-    sheet = _sheet(layer, lay, unit, cell, here, THUMB_CROP)
-    count = len(unit.top_k)
-    if sheet is None or count <= GRID_CROPS:
+    """The best `GRID_CROPS` crops on the layer grid.
+
+    Large crops have a small sheet of their own; small ones share the
+    unit page's sheet, cut to its left end.
+    """
+    shown = min(count, GRID_CROPS)
+    if files.grid is not None and lay.grid is not None:
+        return _sheet(files.grid, shown, lay.grid, here, alt, THUMB_CROP)
+    if files.top is None:
+        return None
+    sheet = _sheet(files.top, count, lay.sheet, here, alt, THUMB_CROP)
+    if count <= GRID_CROPS:
         return sheet
-    scale = sheet.height / images.sheet_cell(cell)[0]
-    width = round(images.sheet_size(cell, GRID_CROPS)[1] * scale)
-    alt = (
-        f"The {GRID_CROPS} dataset crops, of {count}, that most excite unit "
-        f"{unit.index} of layer {layer}, best first from the left"
+    scale = sheet.height / lay.sheet.cell[0]
+    width = round(lay.sheet.size(GRID_CROPS)[1] * scale)
+    return Picture(
+        src=sheet.src,
+        alt=alt,
+        width=width,
+        height=sheet.height,
+        pixelated=sheet.pixelated,
+        clipped=True,
     )
-    return replace(sheet, alt=alt, width=width, clipped=True)
 
 
 def _sheet(
-    layer: str,
-    lay: LayerLayout,
-    unit: UnitRecord,
-    cell: tuple[int, int],
-    here: str,
-    target: int,
-) -> Picture | None:
-    """The whole sheet, each crop shown about `target` pixels large."""
-    count = len(unit.top_k)
-    if not count:
-        return None
-    stored = images.sheet_cell(cell)
+    path: str, count: int, geometry: SheetGeometry, here: str, alt: str, target: int
+) -> Picture:
+    """A sheet with each crop shown about `target` pixels large."""
+    stored = geometry.cell
     shown = images.display_size(stored[0], stored[1], target)
     scale = shown.height / stored[0]
     return Picture(
-        src=relative(lay.unit_sheet(unit.index), here),
-        alt=(
-            f"The {count} dataset crops that most excite unit {unit.index} of "
-            f"layer {layer}, best first from the left"
-        ),
-        width=round(images.sheet_size(cell, count)[1] * scale),
+        src=relative(path, here),
+        alt=alt,
+        width=round(geometry.size(count)[1] * scale),
         height=shown.height,
         pixelated=shown.pixelated,
     )

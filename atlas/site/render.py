@@ -1,8 +1,8 @@
-"""Rendering an `AtlasRecord` into a static site: pages, images, manifest.
+"""Rendering an `AtlasRecord` into a static site: pages, images, data.
 
-`render_site` plans every path first, then writes each file atomically
-inside the output folder. Templates receive the frozen dataclasses that
-`atlas.site.pages` builds and only lay them out.
+`render_site` plans every path and checks every array first, then writes
+each file atomically inside the output folder. Templates receive the
+frozen dataclasses of `atlas.site.pages` and `atlas.site.unit_page`.
 """
 
 from __future__ import annotations
@@ -14,42 +14,58 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from atlas.errors import BuildError
-from atlas.records import AtlasRecord, LayerRecord, UnitRecord
-from atlas.site import images, pages
-from atlas.site.manifest import (
-    LayerLayout,
-    SiteLayout,
-    SiteSummary,
-    SiteWriter,
-    build_manifest,
-    manifest_bytes,
-    ordered_units,
-    plan_layout,
-)
+from atlas.records import AtlasRecord, UnitRecord
+from atlas.site import images, pages, sheets
+from atlas.site.facts import format_number
+from atlas.site.layout import LayerLayout, UnitFiles, plan_layout
+from atlas.site.manifest import build_manifest, json_bytes, layer_document
+from atlas.site.paths import INDEX, MANIFEST, SEARCH_INDEX
+from atlas.site.pictures import GRID_CROPS
+from atlas.site.publish import normalize_base_url, sitemap_files
+from atlas.site.search import search_index
+from atlas.site.unit_page import unit_pages
+from atlas.site.writer import SiteSummary, SiteWriter
 
 TEMPLATES = ("base.html", "macros.html", "index.html", "layer.html", "unit.html")
 STATIC = "static"
-# Static hosts cap a deployment at 4,000 to 20,000 files.
+# Static hosts cap a deployment at 4,000 to 20,000 files (C17).
 WARN_FILES = 20_000
 
 logger = logging.getLogger(__name__)
 
 
-def render_site(atlas: AtlasRecord, output: Path, templates: Path) -> SiteSummary:
-    """Write the whole site for `atlas` into the existing folder `output`."""
+def render_site(
+    atlas: AtlasRecord,
+    output: Path,
+    templates: Path,
+    *,
+    base_url: str | None = None,
+) -> SiteSummary:
+    """Write the whole site for `atlas` into the existing folder `output`.
+
+    With `base_url` (the `site.base_url` setting) pages carry canonical
+    links and a sitemap is written; without it, neither.
+    """
     started = time.perf_counter()
     environment = make_environment(templates)
-    layout = plan_layout(atlas)
+    site = pages.Site(atlas, plan_layout(atlas), normalize_base_url(base_url))
     images.check_atlas(atlas)
     writer = SiteWriter(output)
 
     _copy_static(Path(templates) / STATIC, writer)
-    index = pages.index_page(atlas, layout)
-    writer.write_page("index.html", _render(environment, "index.html", index))
-    for layer, lay in zip(atlas.layers, layout.layers, strict=True):
-        _write_layer(environment, atlas, layer, lay, writer)
-    writer.write("manifest.json", manifest_bytes(build_manifest(atlas, layout)))
+    index = pages.index_page(site)
+    writer.write_page(INDEX, _render(environment, "index.html", index))
+    listed = [INDEX]
+    for position in range(len(atlas.layers)):
+        listed += _write_layer(environment, site, position, writer)
+    writer.write(SEARCH_INDEX, search_index(atlas, site.layout))
+    manifest = build_manifest(atlas, site.layout, site.base_url)
+    writer.write(MANIFEST, json_bytes(manifest))
+    if site.base_url is not None:
+        for path, data in sitemap_files(site.base_url, listed):
+            writer.write(path, data)
 
+    writer.prune()
     summary = writer.summary()
     _log_summary(summary, time.perf_counter() - started)
     return summary
@@ -76,11 +92,11 @@ def make_environment(templates: Path) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters["number"] = pages.format_number
+    environment.filters["number"] = format_number
     return environment
 
 
-def _render(environment: Environment, template: str, page: pages.Page) -> bytes:
+def _render(environment: Environment, template: str, page: object) -> bytes:
     html = environment.get_template(template).render(frame=page.frame, page=page)
     return html.encode("utf-8")
 
@@ -89,7 +105,7 @@ def _copy_static(folder: Path, writer: SiteWriter) -> None:
     if not folder.is_dir():
         raise BuildError(
             f"the templates folder has no {STATIC}/ at {str(folder)!r}; "
-            "expected the stylesheet there; restore templates/static/"
+            "expected the stylesheet and script there; restore templates/static/"
         )
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
@@ -97,62 +113,76 @@ def _copy_static(folder: Path, writer: SiteWriter) -> None:
 
 
 def _write_layer(
-    environment: Environment,
-    atlas: AtlasRecord,
-    layer: LayerRecord,
-    lay: LayerLayout,
-    writer: SiteWriter,
-) -> None:
+    environment: Environment, site: pages.Site, position: int, writer: SiteWriter
+) -> list[str]:
+    """Write a layer's images, unit pages, page and data; return its pages."""
     started = time.perf_counter()
-    units = ordered_units(layer)
-    cell = images.cell_size([ex.crop for unit in units for ex in unit.top_k])
-    for position, unit in enumerate(units):
-        _write_unit_images(unit, lay, cell, writer)
-        neighbours = (
-            units[position - 1] if position > 0 else None,
-            units[position + 1] if position + 1 < len(units) else None,
-        )
-        page = pages.unit_page(atlas, layer, lay, unit, neighbours, cell)
-        html = _render(environment, "unit.html", page)
-        writer.write_page(lay.unit_page(unit.index), html)
-
-    page = pages.layer_page(atlas, layer, lay, cell)
+    layer = site.atlas.layers[position]
+    lay = site.layout.layers[position]
+    written = []
+    for unit, page in unit_pages(site, position):
+        files = lay.files(unit)
+        _write_unit_images(unit, lay, files, writer)
+        writer.write_page(files.page, _render(environment, "unit.html", page))
+        written.append(files.page)
+    page = pages.layer_page(site, position)
     writer.write_page(lay.page, _render(environment, "layer.html", page))
+    writer.write(lay.data, json_bytes(layer_document(layer, lay)))
     logger.info(
         "rendered layer %s: %d units in %.1f s",
         layer.info.name,
-        len(units),
+        len(layer.units),
         time.perf_counter() - started,
     )
+    return [lay.page, *written]
 
 
 def _write_unit_images(
-    unit: UnitRecord, lay: LayerLayout, cell: tuple[int, int], writer: SiteWriter
+    unit: UnitRecord, lay: LayerLayout, files: UnitFiles, writer: SiteWriter
 ) -> None:
-    for preset, array in unit.images.items():
-        data = images.png_bytes(images.to_image(array))
-        writer.write_image(lay.unit_image(unit.index, preset), data)
-    if unit.top_k:
-        sheet = images.topk_sheet([ex.crop for ex in unit.top_k], cell)
-        writer.write_image(lay.unit_sheet(unit.index), images.png_bytes(sheet))
+    for key, path in files.views.items():
+        writer.write_image(path, images.encode(images.to_image(unit.images[key])))
+    for key, path in files.thumbs.items():
+        thumb = images.thumbnail(unit.images[key])
+        writer.write_image(path, images.encode(thumb, lossy=True))
+    lossy = lay.sheet.smooth
+    for path, examples in ((files.top, unit.top_k), (files.bottom, unit.bottom_k)):
+        if path is not None:
+            sheet = sheets.crop_sheet([ex.crop for ex in examples], lay.sheet)
+            writer.write_image(path, images.encode(sheet, lossy=lossy))
+    if files.grid is not None and lay.grid is not None:
+        best = [ex.crop for ex in unit.top_k[:GRID_CROPS]]
+        grid = sheets.crop_sheet(best, lay.grid)
+        writer.write_image(files.grid, images.encode(grid, lossy=True))
+    for heat, examples in (
+        (files.top_heat, unit.top_k),
+        (files.bottom_heat, unit.bottom_k),
+    ):
+        for method, path in heat.items():
+            crops = [ex.crop for ex in examples]
+            maps = [ex.heatmaps.get(method) for ex in examples]
+            sheet = sheets.heat_sheet(crops, maps, lay.sheet)
+            writer.write_image(path, images.encode(sheet, lossy=lossy))
 
 
 def _log_summary(summary: SiteSummary, seconds: float) -> None:
     logger.info(
-        "wrote %d pages, %d images, %d files (%.1f MB) to %s in %.1f s",
+        "wrote %d pages and %d images in %.1f s; the site holds %d files "
+        "(%.2f MB) in %s",
         summary.pages,
         summary.images,
+        seconds,
         summary.files,
         summary.bytes / 1e6,
         summary.output,
-        seconds,
     )
     if summary.files > WARN_FILES:
         logger.warning(
-            "the site has %d files; many static hosts refuse more than %d",
+            "the site has %d files; static hosts often refuse more than %d: "
+            "build fewer layers, or fewer views and heatmap methods per unit",
             summary.files,
             WARN_FILES,
         )
 
 
-__all__ = ["SiteLayout", "SiteSummary", "SiteWriter", "make_environment", "render_site"]
+__all__ = ["SiteSummary", "make_environment", "render_site"]
