@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from atlas.config import DEFAULT_CONFIG
-from atlas.errors import AtlasError
+from atlas.errors import AtlasError, ConfigError
 
 logger = logging.getLogger("atlas")
 
@@ -81,10 +81,30 @@ def _serve(args: argparse.Namespace) -> int:
     from atlas.config import load_settings
     from atlas.serve import serve
 
+    if args.live:
+        return _serve_live(args)
+    if args.host is not None:
+        raise ConfigError(
+            f"--host {args.host!r} is for the live probe; add --live, or drop "
+            "--host to preview the static site on 127.0.0.1."
+        )
     folder = Path(args.output) if args.output else None
     if folder is None:
         folder = load_settings(args.config).output.dir
     serve(folder, port=args.port)
+    return 0
+
+
+def _serve_live(args: argparse.Namespace) -> int:
+    from atlas.config import load_settings
+
+    _import_tensorflow(args.verbose)
+    settings = load_settings(args.config, output=args.output)
+    from atlas.live.server import open_live, serve_live
+
+    if not args.verbose:
+        logging.getLogger("uvicorn").setLevel(logging.WARNING)
+    serve_live(open_live(settings, settings.output.dir), args.port, args.host)
     return 0
 
 
@@ -142,6 +162,14 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.add_argument("--output", help="site folder (default: output.dir)")
     serve.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve.add_argument(
+        "--live", action="store_true", help="also run the live probe (model warm)"
+    )
+    serve.add_argument(
+        "--host",
+        help="listen on this address instead of 127.0.0.1 (with --live; "
+        "others on the network can then use the probe)",
+    )
     serve.set_defaults(run=_serve)
     for sub in (build, layers, serve):
         sub.add_argument(
@@ -166,6 +194,7 @@ def _import_tensorflow(verbose: bool) -> None:
     """
     if verbose:
         import tensorflow  # noqa: F401
+
         return
     saved = os.dup(2)
     try:
