@@ -3,12 +3,15 @@ read, with nested layers listed under qualified names like `base/conv1`.
 
 A model used as a layer inside another hides its layers' outputs from the
 outer graph ("not connected"). Re-calling every layer along the outer graph
-gives one graph where each of them has an output of its own.
+gives one graph where each of them has an output of its own. Layers whose
+names TensorFlow refuses as a scope (spaces, quotes, "<") get safe twins.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import weakref
 
 import keras
@@ -19,6 +22,10 @@ from atlas.errors import ModelError
 # named with this separator, and shown with "/".
 INTERNAL_SEPARATOR = "."
 QUALIFIER = "/"
+# TensorFlow's name scopes accept only these characters; Keras accepts more
+# in a layer name, and such a layer then fails inside every tf.function.
+_SCOPE_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+_SCOPE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +40,13 @@ def is_nested(model: keras.Model) -> bool:
     return any(isinstance(layer, keras.Model) for layer in model.layers)
 
 
+def needs_flattening(model: keras.Model) -> bool:
+    """Nested models, or layer names TensorFlow cannot use as a scope."""
+    return is_nested(model) or any(
+        not _SCOPE_SAFE.match(layer.name) for layer in model.layers
+    )
+
+
 def flatten(model: keras.Model) -> keras.Model:
     """A functional model with the same inputs and outputs in which no layer
     is a model; `model` itself is returned when nothing is nested.
@@ -40,7 +54,7 @@ def flatten(model: keras.Model) -> keras.Model:
     Top-level layers are reused; nested layers are cloned with their
     weights under unique names, so the user's model is left as it was.
     """
-    if not is_nested(model):
+    if not needs_flattening(model):
         return model
     names: dict[str, str] = {}
     inputs = [
@@ -117,10 +131,10 @@ def _call(operation, args, kwargs, prefix: str, names: dict):
         inner = keras.tree.flatten(args)
         outputs = _inline(operation, inner, f"{prefix}{operation.name}/", names)
         return outputs[0] if len(outputs) == 1 else outputs
-    if not prefix:
+    if not prefix and _SCOPE_SAFE.match(operation.name):
         return operation(*args, **kwargs)
     shown = f"{prefix}{operation.name}"
-    twin = _clone(operation, shown.replace(QUALIFIER, INTERNAL_SEPARATOR))
+    twin = _clone(operation, _internal_name(shown))
     names[shown] = twin.name
     return twin(*args, **kwargs)
 
@@ -164,3 +178,13 @@ def layer_io(model: keras.Model, layer: keras.layers.Layer) -> tuple:
             inputs = node.input_tensors
             return inputs[0] if len(inputs) == 1 else inputs, node.outputs[0]
     return layer.input, layer.output
+
+
+def _internal_name(shown: str) -> str:
+    """A unique name TensorFlow accepts as a scope, for a shown name."""
+    name = shown.replace(QUALIFIER, INTERNAL_SEPARATOR)
+    if _SCOPE_SAFE.match(name):
+        return name
+    digest = hashlib.sha256(shown.encode("utf-8", "surrogatepass")).hexdigest()
+    stem = _SCOPE_UNSAFE.sub("_", name).strip("_.-")[:40] or "layer"
+    return f"{stem}_{digest[:8]}"

@@ -1,0 +1,171 @@
+"""Builds that are safe to repeat, interrupt and publish: determinism,
+resuming after SIGKILL, hostile names, and failures that touch nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import atlas.compute as compute
+from atlas.cli import main
+from tests.helpers import broken_links, digits_like_model, random_digits
+
+CACHE = ".atlas-cache"
+# Keras refuses "/" in layer names; everything else here is allowed.
+HOSTILE_LAYER = "<img src=x onerror=alert(1)> \"q\" & 'x' ..up ß"
+
+
+def _project(root: Path, layers: str, steps_chunk: int = 4) -> Path:
+    digits_like_model().save(root / "tiny.keras")
+    np.savez_compressed(root / "data.npz", **random_digits())
+    config = root / "site_config.toml"
+    config.write_text(
+        '[model]\npath = "tiny.keras"\n'
+        '[data]\npath = "data.npz"\nbatch_size = 16\n'
+        f"[layers]\nnames = {layers}\n"
+        f'[visualize]\npreset = "yosinski-3"\nchunk = {steps_chunk}\n'
+        "progression = []\n"
+        "[mine]\ntop_k = 3\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every published file."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(
+            path.read_bytes()
+        ).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and CACHE not in path.parts
+    }
+
+
+def test_two_builds_with_one_seed_are_byte_identical(tmp_path, monkeypatch):
+    config = _project(tmp_path, '["c1", "fc"]')
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "8")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert (
+        main(["build", "--config", str(config), "--output", str(tmp_path / "a")]) == 0
+    )
+    assert (
+        main(["build", "--config", str(config), "--output", str(tmp_path / "b")]) == 0
+    )
+    first, second = _tree(tmp_path / "a"), _tree(tmp_path / "b")
+    assert first == second and len(first) > 10
+    index = (tmp_path / "a" / "index.html").read_text(encoding="utf-8")
+    assert "2023-11-14" in index  # SOURCE_DATE_EPOCH, not today
+
+
+def test_killed_build_resumes_recomputing_at_most_the_chunk_in_flight(
+    tmp_path, monkeypatch
+):
+    config = _project(tmp_path, '["c1", "c2", "fc", "probs"]', steps_chunk=2)
+    env = {**os.environ, "ATLAS_MAX_STEPS": "400", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "atlas", "build", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    entries = tmp_path / "output" / CACHE / "synthesis"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if entries.is_dir() and len(list(entries.glob("*.npz"))) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = len(list(entries.glob("*.npz")))
+    assert 2 <= done < 10, "the build should be killed in the middle"
+
+    calls = []
+    real = compute.synthesize
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compute, "synthesize", counting)
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "400")
+    assert main(["build", "--config", str(config)]) == 0
+    assert len(calls) == 10 - done  # 2 + 3 + 3 + 2 chunks in all
+    assert broken_links(tmp_path / "output") == []
+
+
+def test_a_failed_build_leaves_the_published_site_untouched(tmp_path, monkeypatch):
+    config = _project(tmp_path, '["c1"]')
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "4")
+    assert main(["build", "--config", str(config)]) == 0
+    before = _tree(tmp_path / "output")
+    text = config.read_text(encoding="utf-8")
+    for bad in (
+        text.replace('names = ["c1"]', 'names = ["c9"]'),
+        text.replace('"data.npz"', '"missing.npz"'),
+        text.replace('"tiny.keras"', '"data.npz"'),
+    ):
+        config.write_text(bad, encoding="utf-8")
+        assert main(["build", "--config", str(config)]) == 2
+        assert _tree(tmp_path / "output") == before
+
+
+def _hostile_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(3, 3, activation="relu", name=HOSTILE_LAYER)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
+
+
+def test_hostile_layer_and_class_names_stay_inside_and_escaped(tmp_path, monkeypatch):
+    _hostile_model().save(tmp_path / "m.keras")
+    classes = ["<b>bold</b>", 'it\'s "q"', "..evil"]
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(classes * 3):
+        folder = tmp_path / "data" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    config = tmp_path / "site_config.toml"
+    config.write_text(
+        '[model]\npath = "m.keras"\n[data]\npath = "data"\n'
+        f'[layers]\nnames = [{_toml_string(HOSTILE_LAYER)}, "out"]\n'
+        "[visualize]\nprogression = []\n"
+        "[mine]\ntop_k = 3\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "4")
+    assert main(["build", "--config", str(config)]) == 0
+    output = (tmp_path / "output").resolve()
+    for path in output.rglob("*"):
+        assert path.resolve().is_relative_to(output)
+        assert ".." not in path.relative_to(output).parts
+    pages = list(output.rglob("*.html"))
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert "<img src=x" not in html and "<b>bold" not in html
+    text = "".join(p.read_text(encoding="utf-8") for p in pages)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "&lt;b&gt;bold&lt;/b&gt;" in text
+    assert broken_links(output) == []
+
+
+def _toml_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+@pytest.fixture(autouse=True)
+def _quiet_tf(monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
