@@ -1,8 +1,10 @@
 """Turning computed arrays into the plain records the site renders: top-k
-crops cut at their receptive fields, quality figures and statistics."""
+and bottom-k crops cut at their receptive fields with their heatmaps,
+labels, histograms, quality figures and statistics."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -10,9 +12,17 @@ from collections.abc import Sequence
 import numpy as np
 
 from atlas.data import Dataset
+from atlas.labels import (
+    class_names,
+    class_weights,
+    dataset_shares,
+    dominant_label,
+    label_counts,
+)
 from atlas.receptive import ReceptiveField, crop
 from atlas.records import (
     Box,
+    Histogram,
     LayerInfo,
     LayerRecord,
     Mining,
@@ -20,12 +30,18 @@ from atlas.records import (
     TopKExample,
     UnitRecord,
 )
+from atlas.visualize.views import NEGATIVE
 
 logger = logging.getLogger(__name__)
 
 # Below this fraction of its best dataset activation, an image is flagged as
 # weak in the build summary.
 LOW_QUALITY_RATIO = 0.5
+# An image whose blurred spread around its centre is under this many 0-255
+# levels shows no structure: ascent left it flat, or only the start noise
+# remains (the noise, 4 levels, measures about 1.1 after the blur), while
+# the faintest shapes on the digits example measure 10 or more.
+NO_STRUCTURE_LEVELS = 2.0
 
 # Dataset images kept while cutting crops, to bound memory on large layers.
 _IMAGE_CACHE = 512
@@ -37,58 +53,147 @@ def layer_record(
     syntheses: Sequence[Synthesis],
     field: ReceptiveField | None,
     dataset: Dataset,
+    main: str | None = None,
+    evidence: Evidence | None = None,
 ) -> LayerRecord:
-    """One layer's units with their images, top-k examples and quality."""
-    crops = _TopKCropper(dataset, field)
-    units = [
-        UnitRecord(
-            index=u,
-            images={s.preset: dataset.to_uint8(s.images[u]) for s in syntheses},
-            top_k=crops.examples(mining, u),
-            quality=quality(mining, syntheses[0], u),
-            stats=stats(mining, u),
+    """One layer's units with their images, top-k and bottom-k examples,
+    labels and quality.
+
+    `syntheses` are the views in page order; `main` names the preset whose
+    quality is the unit's (default: the first view's).
+    """
+    crops = _Cropper(dataset, field)
+    evidence = evidence or Evidence()
+    labels = _LabelContext(dataset, evidence.influence)
+    lead = next((s for s in syntheses if s.key == main), syntheses[0])
+    units = []
+    for u in range(info.units):
+        top_k = crops.examples(mining, "top", u, evidence.heatmaps)
+        units.append(
+            UnitRecord(
+                index=u,
+                images={s.key: dataset.to_uint8(s.images[u]) for s in syntheses},
+                top_k=top_k,
+                quality=quality(mining, lead, u),
+                stats=stats(mining, u),
+                bottom_k=crops.examples(mining, "bottom", u, evidence.heatmaps),
+                histogram=histogram(mining, u),
+                image_quality={s.key: quality(mining, s, u) for s in syntheses},
+                **labels.of_unit(u, top_k),
+            )
         )
-        for u in range(info.units)
-    ]
     return LayerRecord(info=info, units=units)
 
 
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What the dataset says about a layer beyond its mining: heatmaps by
+    `atlas.explain.heatmap_key`, and (units, classes) influence."""
+
+    heatmaps: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    influence: np.ndarray | None = None
+
+
 def quality(mining: Mining, synthesis: Synthesis, unit: int) -> dict:
-    """How well the image drives the unit, against the best real image.
+    """How well one view's image drives the unit, against the real images.
 
     The ratio compares like with like: the image's largest activation over
-    positions against the best per-image maximum of the dataset.
+    positions against the best per-image maximum of the dataset (for a
+    negative view, which drives the unit down, there is none). `layer_max`
+    is the paper's check that the unit is the most active of its layer on
+    the image; `no_structure` flags an image that stayed flat or noise.
     """
     best = float(mining.max[unit])
-    final = float(synthesis.final[unit])
     peak = float(synthesis.peak[unit])
     dead = not best > 0 and not peak > 0
-    ratio = peak / best if best > 0 else None
+    negative = synthesis.key == NEGATIVE
+    ratio = peak / best if best > 0 and not negative else None
+    spread = _structure(synthesis, unit)
+    flat = spread is not None and spread < NO_STRUCTURE_LEVELS
+    weak = ratio is not None and ratio < LOW_QUALITY_RATIO
     return {
         "preset": synthesis.preset,
+        "view": synthesis.key,
         "start": float(synthesis.start[unit]),
-        "final": final,
+        "final": float(synthesis.final[unit]),
         "peak": peak,
         "dataset_max": best if math.isfinite(best) else None,
+        "dataset_min": _dataset_min(mining, unit) if negative else None,
         "ratio": ratio,
         "layer_max": bool(synthesis.layer_max[unit]),
         "dead": dead,
-        "low": dead or (ratio is not None and ratio < LOW_QUALITY_RATIO),
+        "structure": spread,
+        "no_structure": flat,
+        "low": dead or flat or weak,
     }
 
 
+def _structure(synthesis: Synthesis, unit: int) -> float | None:
+    if synthesis.structure is None:
+        return None
+    return float(synthesis.structure[unit])
+
+
+def _dataset_min(mining: Mining, unit: int) -> float | None:
+    """The weakest per-image maximum of the dataset, where mining kept it."""
+    if mining.bottom_values is None:
+        return None
+    value = float(mining.bottom_values[unit, 0])
+    return value if math.isfinite(value) else None
+
+
 def stats(mining: Mining, unit: int) -> dict[str, float]:
-    """Dataset statistics of one unit's per-image maximum activation."""
-    return {
+    """Dataset statistics of one unit's per-image maximum activation; "min"
+    is the weakest image's, when mining kept the bottom-k. A unit whose
+    active fraction is 0 is dead on the dataset."""
+    found = {
         "mean": float(mining.mean[unit]),
         "max": float(mining.max[unit]),
         "active_fraction": float(mining.active_fraction[unit]),
         "images": float(mining.count),
     }
+    if mining.bottom_values is not None:
+        low = float(mining.bottom_values[unit, 0])
+        if math.isfinite(low):
+            found["min"] = low
+    return found
 
 
-class _TopKCropper:
-    """Cuts top-k crops, reading each dataset image once per layer."""
+def histogram(mining: Mining, unit: int) -> Histogram | None:
+    """The unit's histogram of per-image maximum activation, if mined."""
+    if mining.hist_counts is None or mining.hist_edges is None:
+        return None
+    return Histogram(
+        edges=np.asarray(mining.hist_edges[unit], np.float64),
+        counts=np.asarray(mining.hist_counts[unit], np.int64),
+    )
+
+
+class _LabelContext:
+    """Label counts, dominant label and class influence of a layer's units."""
+
+    def __init__(self, dataset: Dataset, influence: np.ndarray | None) -> None:
+        self.shares = dataset_shares(dataset.labels)
+        self.influence = influence
+        self.names = None
+        if influence is not None:
+            self.names = class_names(dataset.class_names, influence.shape[1])
+
+    def of_unit(self, unit: int, top_k: list[TopKExample]) -> dict:
+        counts = label_counts([example.label for example in top_k])
+        found = {
+            "label_counts": counts,
+            "label": dominant_label(counts, self.shares),
+        }
+        if self.influence is not None:
+            promotes, suppresses = class_weights(self.influence[unit], self.names)
+            found.update(promotes=promotes, suppresses=suppresses)
+        return found
+
+
+class _Cropper:
+    """Cuts top-k and bottom-k crops, reading each dataset image once per
+    layer while it stays in a bounded cache."""
 
     def __init__(self, dataset: Dataset, field: ReceptiveField | None) -> None:
         self.dataset = dataset
@@ -96,25 +201,37 @@ class _TopKCropper:
         self.pad = dataset.input_range[0]
         self._images: dict[int, np.ndarray] = {}
 
-    def examples(self, mining: Mining, unit: int) -> list[TopKExample]:
-        ranks = [
-            r for r in range(mining.images.shape[1]) if mining.images[unit, r] >= 0
+    def examples(
+        self, mining: Mining, kind: str, unit: int, heatmaps: dict[str, np.ndarray]
+    ) -> list[TopKExample]:
+        """The unit's filled top-k ("top") or bottom-k ("bottom") slots."""
+        values, images, positions = _ranked(mining, kind)
+        if images is None:
+            return []
+        ranks = [r for r in range(images.shape[1]) if images[unit, r] >= 0]
+        self._prefetch(int(images[unit, r]) for r in ranks)
+        maps = _heatmaps_of(heatmaps, kind)
+        return [
+            self._example(
+                (values[unit, r], images[unit, r], positions[unit, r]),
+                {m: array[unit, r] for m, array in maps.items()},
+            )
+            for r in ranks
         ]
-        self._prefetch(int(mining.images[unit, r]) for r in ranks)
-        return [self._example(mining, unit, r) for r in ranks]
 
-    def _example(self, mining: Mining, unit: int, rank: int) -> TopKExample:
-        index = int(mining.images[unit, rank])
-        row, col = (int(v) for v in mining.positions[unit, rank])
-        box = self._box(row, col)
+    def _example(self, slot, maps: dict[str, np.ndarray]) -> TopKExample:
+        value, index, (row, col) = slot
+        index = int(index)
+        box = self._box(int(row), int(col))
         pixels = crop(self._images[index], box, pad_value=self.pad)
         return TopKExample(
             image=index,
-            value=float(mining.values[unit, rank]),
+            value=float(value),
             label=self.dataset.labels[index],
             source=self.dataset.sources[index],
             box=box,
             crop=self.dataset.to_uint8(pixels),
+            heatmaps={m: a[: box.height, : box.width].copy() for m, a in maps.items()},
         )
 
     def _box(self, row: int, col: int) -> Box:
@@ -130,3 +247,19 @@ class _TopKCropper:
         if missing:
             for index, image in zip(missing, self.dataset.get(missing), strict=True):
                 self._images[index] = image
+
+
+def _ranked(mining: Mining, kind: str):
+    if kind == "top":
+        return mining.values, mining.images, mining.positions
+    return mining.bottom_values, mining.bottom_images, mining.bottom_positions
+
+
+def _heatmaps_of(heatmaps: dict[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
+    """{method: (units, k, h, w)} of one kind, from `atlas.explain`'s keys."""
+    suffix = f"_{kind}"
+    return {
+        key.removesuffix(suffix): array
+        for key, array in heatmaps.items()
+        if key.endswith(suffix)
+    }

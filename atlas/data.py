@@ -1,5 +1,6 @@
 """Datasets for mining: an image folder (class sub-folders give labels) or a
-`.npy`/`.npz` array, decoded, resized and scaled to the model's input."""
+`.npy`/`.npz` array, decoded, fitted and scaled to the model's input, and
+streamed in batches through a tf.data pipeline."""
 
 from __future__ import annotations
 
@@ -10,27 +11,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import tensorflow as tf
 
+from atlas.data_arrays import ArrayFile, open_arrays
+from atlas.data_folder import (
+    PIL_MODES,
+    Skipped,
+    fit_array,
+    read_image,
+    scan_folder,
+)
 from atlas.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-_IMAGE_KEYS = ("x", "images", "x_test", "arr_0")
-_LABEL_KEYS = ("y", "labels", "y_test")
-_PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 # Images read to estimate the dataset's mean pixel: evenly spaced, so the
 # estimate is deterministic and cheap on a large folder.
 MEAN_SAMPLE = 1024
+# Batches decoded at once, and batches kept ready ahead of the model. Fixed
+# rather than autotuned, so that memory stays the same however long the run.
+PARALLEL_BATCHES = 2
+PREFETCH_BATCHES = 2
+# ITU-R BT.601 luma weights, which PIL's "L" conversion also uses.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file the dataset could not read, and why."""
-
-    path: str
-    reason: str
+__all__ = ["Dataset", "Skipped", "open_dataset", "scale_pixels"]
 
 
 @dataclass
@@ -43,9 +48,11 @@ class Dataset:
     labels: list[str | None]
     kind: str
     skipped: list[Skipped] = field(default_factory=list)
-    _array: np.ndarray | None = None
-    _files: list[Path] | None = None
+    class_names: list[str] | None = None
     resize: str = "resize"
+    _array: ArrayFile | None = None
+    _files: list[Path] | None = None
+    _digest: str | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -55,13 +62,35 @@ class Dataset:
         for start in range(0, len(self), size):
             yield self.get(range(start, min(start + size, len(self))))
 
+    def pipeline(self, size: int, scaled: bool = True) -> tf.data.Dataset:
+        """The batches of `batches`, decoded in parallel and prefetched.
+
+        Files are read and decoded in Python (the decoder that checked
+        them), several batches at once. With `scaled` False, 8-bit images
+        stay uint8 for the consumer to scale with `scale_pixels` (a quarter
+        of the bytes to move); either way the pixels equal `get`'s.
+        """
+        count = len(self)
+        dtype = tf.uint8 if self._raw_dtype() == np.uint8 else tf.float32
+
+        def load(start: tf.Tensor) -> np.ndarray:
+            first = int(start)
+            return self._raw(range(first, min(first + size, count)))
+
+        def batch(start: tf.Tensor) -> tf.Tensor:
+            pixels = tf.py_function(load, [start], dtype)
+            pixels.set_shape((None, *self.shape))
+            return scale_pixels(pixels, self.input_range) if scaled else pixels
+
+        starts = tf.data.Dataset.range(0, count, size)
+        batches = starts.map(
+            batch, num_parallel_calls=PARALLEL_BATCHES, deterministic=True
+        )
+        return batches.prefetch(PREFETCH_BATCHES)
+
     def get(self, indices: Sequence[int]) -> np.ndarray:
         """The images at `indices`, float32 in the model's input range."""
-        if self._array is not None:
-            pixels = np.stack([self._array[i] for i in indices])
-        else:
-            pixels = np.stack([self._decode(self._files[i]) for i in indices])
-        return self._scale(pixels)
+        return self._scale(self._raw(indices))
 
     def channel_mean(self) -> np.ndarray:
         """The mean pixel per channel, in the model's input range.
@@ -78,16 +107,21 @@ class Dataset:
         return (total / (count * self.shape[0] * self.shape[1])).astype(np.float32)
 
     def fingerprint(self) -> str:
-        """A hash of what the dataset holds, for the build cache."""
-        digest = hashlib.sha256(repr((self.shape, self.input_range)).encode())
-        digest.update("\n".join(self.sources).encode())
-        digest.update(repr(self.labels).encode())
-        if self._array is not None:
-            digest.update(np.ascontiguousarray(self._array).tobytes())
-        for file in self._files or ():
-            stat = file.stat()
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-        return digest.hexdigest()[:16]
+        """A hash of what the dataset holds, for the build cache.
+
+        Files enter by size and modification time, not content, so that
+        this stays cheap on a dataset of any size.
+        """
+        if self._digest is None:
+            digest = hashlib.sha256(repr((self.shape, self.input_range)).encode())
+            digest.update(repr((self.kind, self.resize, len(self))).encode())
+            digest.update("\n".join(self.sources).encode())
+            digest.update(repr(self.labels).encode())
+            for file in self._stat_files():
+                stat = file.stat()
+                digest.update(f"{file}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+            self._digest = digest.hexdigest()[:16]
+        return self._digest
 
     def to_uint8(self, images: np.ndarray) -> np.ndarray:
         """Model-range float images back to displayable 0-255 pixels."""
@@ -95,16 +129,49 @@ class Dataset:
         unit = (np.asarray(images, np.float32) - low) / (high - low)
         return np.clip(np.rint(unit * 255), 0, 255).astype(np.uint8)
 
+    def _stat_files(self) -> list[Path]:
+        if self._array is not None:
+            return [self._array.path]
+        return list(self._files or [])
+
+    def _raw(self, indices: Sequence[int]) -> np.ndarray:
+        """Pixels fitted to the model input: uint8, or float as stored."""
+        if self._array is not None:
+            return self._array_rows(indices)
+        files = self._files or []
+        pixels = [read_image(files[i], self.shape, self.resize) for i in indices]
+        return np.stack(pixels) if pixels else np.zeros((0, *self.shape), np.uint8)
+
+    def _raw_dtype(self) -> np.dtype:
+        if self._array is not None and self._array.dtype.kind == "f":
+            return np.dtype(np.float32)
+        return np.dtype(np.uint8)
+
+    def _array_rows(self, indices: Sequence[int]) -> np.ndarray:
+        array = self._array
+        rows = _as_pixels(array.rows(indices), array.path)
+        rows = _convert_channels(rows, self.shape[2])
+        if rows.shape[1:3] != self.shape[:2]:
+            fitted = [fit_array(r, self.shape, self.resize) for r in rows]
+            rows = np.stack(fitted) if fitted else np.zeros((0, *self.shape))
+        return rows.astype(self._raw_dtype(), copy=False)
+
     def _scale(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels to the input range; float images are used as they are."""
         if pixels.dtype.kind == "f":
             return pixels.astype(np.float32)
-        low, high = self.input_range
-        return (low + pixels.astype(np.float32) / 255.0 * (high - low)).astype(
-            np.float32
-        )
+        low, high = (np.float32(v) for v in self.input_range)
+        return pixels.astype(np.float32) / np.float32(255) * (high - low) + low
 
-    def _decode(self, path: Path) -> np.ndarray:
-        return _read_image(path, self.shape, self.resize)
+
+def scale_pixels(pixels: tf.Tensor, input_range: tuple[float, float]) -> tf.Tensor:
+    """uint8 pixels to float32 in `input_range`, in TensorFlow: the float32
+    operations of `Dataset.get`, in the same order, so the values are equal;
+    float pixels pass as they are."""
+    if pixels.dtype != tf.uint8:
+        return tf.cast(pixels, tf.float32)
+    low, high = (np.float32(v) for v in input_range)
+    return tf.cast(pixels, tf.float32) / np.float32(255) * (high - low) + low
 
 
 def open_dataset(
@@ -116,95 +183,118 @@ def open_dataset(
 ) -> Dataset:
     """Open a folder of images or an array file for a model input `shape`."""
     path = Path(path)
+    shape = tuple(int(d) for d in shape)
     if not path.exists():
         raise DataError(f"data.path not found: '{path}'. Fix data.path in the config.")
     if path.is_dir():
-        dataset = _open_folder(path, shape, input_range, resize)
-    elif path.suffix in (".npz", ".npy"):
-        dataset = _open_array(path, shape, input_range)
-    else:
-        raise DataError(
-            f"data.path '{path}' is neither a folder of images nor a .npz/.npy "
-            f"file; point it at one of those."
+        return _open_folder(path, shape, input_range, resize, limit)
+    if path.suffix in (".npz", ".npy"):
+        return _open_array(path, shape, input_range, resize, limit)
+    raise DataError(
+        f"data.path '{path}' is neither a folder of images nor a .npz/.npy "
+        f"file; point it at one of those."
+    )
+
+
+def _open_array(path: Path, shape, input_range, resize: str, limit: int) -> Dataset:
+    array, labels, names = open_arrays(path)
+    _check_array(array, shape)
+    count = min(len(array), limit) if limit else len(array)
+    _plan_channels(array.shape[-1], shape[2], str(path))
+    _warn_float_range(array, input_range)
+    if array.shape[1:3] != tuple(shape[:2]):
+        logger.info(
+            "%s: resizing %dx%d images to the model's %dx%d (data.resize = %r)",
+            path,
+            *array.shape[1:3],
+            *shape[:2],
+            resize,
         )
-    if limit and len(dataset) > limit:
-        _truncate(dataset, limit)
-    return dataset
-
-
-def _open_array(path: Path, shape, input_range) -> Dataset:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read array file '{path}': {exc}") from exc
-    if isinstance(loaded, np.ndarray):
-        images, labels, names = loaded, None, None
-    else:
-        images = _first_key(loaded, _IMAGE_KEYS, path, required=True)
-        labels = _first_key(loaded, _LABEL_KEYS, path)
-        names = loaded["class_names"] if "class_names" in loaded.files else None
-    images = _fit_array(images, shape, path)
-    count = len(images)
-    sources = [f"{path.name}[{i}]" for i in range(count)]
     return Dataset(
         shape=shape,
         input_range=input_range,
-        sources=sources,
-        labels=_label_names(labels, names, count),
+        sources=[f"{path.name}[{i}]" for i in range(count)],
+        labels=_label_names(labels, names, len(array))[:count],
         kind="array",
-        _array=images,
+        class_names=names,
+        resize=resize,
+        _array=array,
     )
 
 
-def _first_key(loaded, keys, path: Path, required: bool = False):
-    for key in keys:
-        if key in loaded.files:
-            return loaded[key]
-    if required:
+def _check_array(array: ArrayFile, shape) -> None:
+    dims = array.shape
+    if len(dims) == 3:
         raise DataError(
-            f"'{path}' holds arrays {loaded.files}; expected the images under "
-            f"one of {list(_IMAGE_KEYS)}. Re-save with np.savez(path, x=images)."
+            f"'{array.path}' images have shape {dims}; expected (N, height, "
+            f"width, channels). Add the channel axis: images[..., None]."
         )
-    return None
-
-
-def _fit_array(images: np.ndarray, shape, path: Path) -> np.ndarray:
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or images.dtype.kind not in "uif":
+    if len(dims) != 4 or array.dtype.kind not in "uif":
         raise DataError(
-            f"'{path}' images have shape {images.shape} and dtype {images.dtype}; "
+            f"'{array.path}' images have shape {dims} and dtype {array.dtype}; "
             f"expected numbers shaped (N, height, width, channels)."
         )
-    if images.shape[1:3] != tuple(shape[:2]):
+    if len(array) == 0:
+        raise DataError(f"'{array.path}' holds no images; give at least one.")
+
+
+def _as_pixels(rows: np.ndarray, path: Path) -> np.ndarray:
+    """uint8 and float rows as they are; other integers must be 8-bit values."""
+    if rows.dtype == np.uint8 or rows.dtype.kind == "f":
+        return rows
+    if rows.dtype == np.bool_ or rows.min(initial=0) < 0 or rows.max(initial=0) > 255:
         raise DataError(
-            f"'{path}' images are {images.shape[1]}x{images.shape[2]} but the "
-            f"model takes {shape[0]}x{shape[1]}; resize the arrays or use a "
-            f"folder of images, which are resized to the model input."
+            f"'{path}' holds {rows.dtype} images with values from "
+            f"{rows.min()} to {rows.max()}; integer images must be 0-255 pixels. "
+            f"Save uint8 pixels, or floats already in model.input_range."
         )
-    return _convert_channels(images, shape[2], str(path))
+    return rows.astype(np.uint8)
 
 
-def _convert_channels(images: np.ndarray, channels: int, where: str) -> np.ndarray:
+def _plan_channels(have: int, channels: int, where: str) -> None:
+    """Log the conversion of `have` channels to the model's, or refuse it."""
+    if have == channels:
+        return
+    if (have, channels) == (3, 1):
+        logger.info("%s: converting RGB images to grayscale for the model", where)
+    elif (have, channels) == (1, 3):
+        logger.info("%s: repeating grayscale images to RGB for the model", where)
+    else:
+        raise DataError(
+            f"{where}: images have {have} channels but the model takes "
+            f"{channels}; convert the data to {channels} channels."
+        )
+
+
+def _convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """RGB to luma or gray to RGB, as `_plan_channels` allowed."""
     have = images.shape[-1]
     if have == channels:
         return images
-    if have == 3 and channels == 1:
-        logger.info("%s: converting RGB images to grayscale for the model", where)
-        weights = np.array([0.299, 0.587, 0.114], np.float32)
-        gray = (images.astype(np.float32) @ weights)[..., None]
-        return (
-            gray.astype(images.dtype)
-            if images.dtype.kind == "f"
-            else np.rint(gray).astype(images.dtype)
+    if have == 1:
+        return np.repeat(images, channels, axis=-1)
+    gray = (images.astype(np.float32) @ LUMA)[..., None]
+    return gray if images.dtype.kind == "f" else np.rint(gray).astype(images.dtype)
+
+
+def _warn_float_range(array: ArrayFile, input_range) -> None:
+    """Float images are taken as already scaled: say so when they look not."""
+    if array.dtype.kind != "f":
+        return
+    sample = array.rows(range(min(len(array), 64)))
+    low, high = input_range
+    span = high - low
+    if sample.min() < low - span or sample.max() > high + span:
+        logger.warning(
+            "%s: float images range from %g to %g but model.input_range is "
+            "[%g, %g]; float images are used as they are, so scale them to "
+            "the model's range or save uint8 pixels",
+            array.path,
+            sample.min(),
+            sample.max(),
+            low,
+            high,
         )
-    if have == 1 and channels == 3:
-        logger.info("%s: repeating grayscale images to RGB for the model", where)
-        return np.repeat(images, 3, axis=-1)
-    raise DataError(
-        f"{where}: images have {have} channels but the model takes {channels}; "
-        f"convert the data to {channels} channels."
-    )
 
 
 def _label_names(labels, names, count: int) -> list[str | None]:
@@ -217,85 +307,38 @@ def _label_names(labels, names, count: int) -> list[str | None]:
             f"give one label per image."
         )
     if names is not None and labels.dtype.kind in "iu":
-        names = [str(n) for n in names]
         return [names[int(i)] if 0 <= i < len(names) else str(i) for i in labels]
     return [str(v) for v in labels]
 
 
-def _open_folder(path: Path, shape, input_range, resize: str) -> Dataset:
-    if shape[2] not in _PIL_MODES:
+def _open_folder(path: Path, shape, input_range, resize: str, limit: int) -> Dataset:
+    if shape[2] not in PIL_MODES:
         raise DataError(
             f"the model takes {shape[2]}-channel images, which image files "
             f"cannot hold; give the data as a .npy/.npz array instead."
         )
-    files = sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    good, skipped = [], []
-    for file in files:
-        reason = _unreadable(file)
-        if reason:
-            logger.warning("skipping %s: %s", file, reason)
-            skipped.append(Skipped(str(file.relative_to(path)), reason))
-        else:
-            good.append(file)
-    if not good:
+    folder = scan_folder(path, limit)
+    if not folder.files:
         raise DataError(
-            f"no readable image in '{path}' ({len(skipped)} skipped); data.path "
-            f"needs JPEG, PNG, WebP or BMP files, optionally in class sub-folders."
+            f"no readable image in '{path}' ({len(folder.skipped)} skipped); "
+            f"data.path needs JPEG, PNG, WebP or BMP files, optionally in class "
+            f"sub-folders."
         )
-    labelled = any(f.parent != path for f in good)
+    if shape[2] == 1 and folder.colour:
+        logger.info(
+            "%s: converting %d colour image(s) to grayscale for the model",
+            path,
+            folder.colour,
+        )
+    count = min(len(folder.files), limit) if limit else len(folder.files)
     return Dataset(
         shape=shape,
         input_range=input_range,
-        sources=[f.relative_to(path).as_posix() for f in good],
-        labels=[
-            f.parent.relative_to(path).as_posix() if labelled else None for f in good
-        ],
+        sources=folder.sources[:count],
+        labels=folder.labels[:count],
         kind="folder",
-        skipped=skipped,
-        _files=good,
+        skipped=folder.skipped,
+        class_names=folder.class_names,
         resize=resize,
+        _files=folder.files[:count],
     )
-
-
-def _unreadable(file: Path) -> str | None:
-    try:
-        with Image.open(file) as image:
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return None
-
-
-def _read_image(path: Path, shape, resize: str) -> np.ndarray:
-    height, width, channels = shape
-    with Image.open(path) as image:
-        image = image.convert(_PIL_MODES.get(channels, "RGB"))
-        if resize == "crop":
-            image = _centre_square(image, width / height)
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-        pixels = np.asarray(image, dtype=np.uint8)
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    return pixels
-
-
-def _centre_square(image: Image.Image, aspect: float) -> Image.Image:
-    w, h = image.size
-    if w / h > aspect:
-        new_w = round(h * aspect)
-        left = (w - new_w) // 2
-        return image.crop((left, 0, left + new_w, h))
-    new_h = round(w / aspect)
-    top = (h - new_h) // 2
-    return image.crop((0, top, w, top + new_h))
-
-
-def _truncate(dataset: Dataset, limit: int) -> None:
-    dataset.sources = dataset.sources[:limit]
-    dataset.labels = dataset.labels[:limit]
-    if dataset._array is not None:
-        dataset._array = dataset._array[:limit]
-    if dataset._files is not None:
-        dataset._files = dataset._files[:limit]

@@ -45,6 +45,9 @@ WINDOW_LAYERS = (  # a kernel sliding over the input: conv and pooling
     keras.src.layers.convolutional.base_separable_conv.BaseSeparableConv,
     keras.src.layers.pooling.base_pooling.BasePooling,
 )
+TRANSPOSED_LAYERS = (  # a kernel spread over the output: the gradient of a conv
+    keras.src.layers.convolutional.base_conv_transpose.BaseConvTranspose,
+)
 GLOBAL_LAYERS = (  # every output reads every input position
     keras.src.layers.pooling.base_global_pooling.BaseGlobalPooling,
     keras.layers.GroupNormalization,
@@ -73,6 +76,10 @@ def layer_rule(op, axis: int, ins: list, out: int, fmt: str) -> Rule | None:
         kernel = getattr(op, "kernel_size", None) or op.pool_size
         stride = op.strides[axis]
         return _window(kernel[axis], stride, dilation, op.padding, ins[0], out)
+    if isinstance(op, TRANSPOSED_LAYERS) and len(op.strides) == 2:
+        dilation = op.dilation_rate[axis]
+        reach = (op.kernel_size[axis] - 1) * dilation + 1
+        return _transposed(reach, op.strides[axis], op.padding, ins[0], out)
     if isinstance(op, keras.layers.ZeroPadding2D):
         return _shift(-op.padding[axis][0])
     if isinstance(op, keras.layers.Cropping2D):
@@ -87,8 +94,8 @@ def layer_rule(op, axis: int, ins: list, out: int, fmt: str) -> Rule | None:
         return fixed_rule([None if n is None else (0, n - 1) for n in ins])
     if _elementwise(op, fmt):
         return _pointwise(ins, out)
-    # LIMITATION: transposed convs, reshapes and nested models on the path
-    # make the field the whole of their input, with a warning.
+    # LIMITATION: reshapes and nested models on the path make the field the
+    # whole of their input, with a warning.
     return None
 
 
@@ -115,6 +122,21 @@ def _window(kernel, stride, dilation, padding, size_in, size_out) -> Rule:
         # TensorFlow's SAME: total padding split, the odd pixel after.
         before = max((size_out - 1) * stride + reach - size_in, 0) // 2
     return lambda s: [(s[0] * stride - before, s[1] * stride - before + reach - 1)]
+
+
+def _transposed(reach, stride, padding, size_in, size_out) -> Rule:
+    """Output o of a transposed conv gathers input i at o = i * stride -
+    before + tap for taps 0..reach-1, TensorFlow's gradient of a conv from
+    size_out to size_in (SAME: padding split, the odd pixel after)."""
+    before = 0
+    if str(padding).lower() == "same":
+        before = max((size_in - 1) * stride + reach - size_out, 0) // 2
+    return lambda s: [
+        (
+            -((reach - 1 - s[0] - before) // stride),  # ceil division
+            (s[1] + before) // stride,
+        )
+    ]
 
 
 def _shift(offset: int) -> Rule:

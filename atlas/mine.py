@@ -1,145 +1,338 @@
-"""Streaming top-k mining: one pass over the dataset serves every layer.
+"""Streaming mining: one pass over the dataset serves every layer.
 
-For each unit, an image counts once, at its strongest spatial position.
-The running top-k per unit is merged with each batch, so memory is
-O(layers x units x k) whatever the size of the dataset.
+For each unit, an image counts once, at its strongest spatial position
+(its per-image maximum). Each batch is merged on the device into every
+unit's running top-k and bottom-k, statistics and histogram, inside one
+compiled step, so memory is O(layers x units x k) whatever the size of the
+dataset and only the images cross from the host.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from atlas.data import scale_pixels
 from atlas.errors import DataError
+from atlas.histogram import StreamingHistogram
 from atlas.records import LayerInfo, Mining
 
 logger = logging.getLogger(__name__)
 
+# Bins of each unit's histogram of per-image maxima.
+HISTOGRAM_BINS = 32
 
-@dataclass
-class _Running:
-    """One layer's running top-k and statistics."""
+# Images reduced before they are merged into the running state: a merge
+# costs mostly per call, so merging 512 images at once instead of each batch
+# of 64 cuts its share of the mining time several-fold.
+MERGE_IMAGES = 512
 
-    values: np.ndarray  # (k, U) best first
-    images: np.ndarray  # (k, U)
-    positions: np.ndarray  # (k, U, 2)
-    total: np.ndarray  # (U,) sum of per-image maxima
-    best: np.ndarray  # (U,)
-    active: np.ndarray  # (U,) images with a positive maximum
-    count: int = 0
+# The last miner, so that mining again with one extractor traces once.
+_LAST: dict[str, object] = {}
 
 
 def mine(
     extractor: keras.Model,
     infos: Sequence[LayerInfo],
-    batches: Iterable[np.ndarray],
+    batches: Iterable[np.ndarray | tf.Tensor],
     k: int = 9,
     progress: Callable[[int], None] | None = None,
+    bins: int = HISTOGRAM_BINS,
+    input_range: tuple[float, float] = (0.0, 1.0),
 ) -> dict[str, Mining]:
-    """Top-k images per unit of every layer of `extractor`, in one pass.
+    """Top-k and bottom-k images per unit of every layer, in one pass.
 
     `extractor` returns one output per info, in order. Images are numbered
     by their order in `batches`; equal values rank the lower index first.
+    uint8 batches are scaled to `input_range` in the compiled step, as
+    `Dataset.get` would; float batches are used as they are.
     """
     if k < 1:
         raise DataError(f"mine.top_k must be at least 1, got {k}.")
-    reduce = _reducer(extractor, len(infos))
-    state = [_start(info, k) for info in infos]
+    units = [info.units for info in infos]
+    miner = _miner(extractor, units, k, bins, tuple(input_range))
     for batch in batches:
-        maxima = reduce(tf.convert_to_tensor(batch, tf.float32))
-        for running, (values, positions) in zip(state, maxima, strict=True):
-            _merge(running, values.numpy(), positions.numpy())
+        if not isinstance(batch, tf.Tensor) or batch.dtype != tf.uint8:
+            batch = tf.convert_to_tensor(batch, tf.float32)
+        miner.step(batch)
         if progress is not None:
-            progress(len(batch))
-    if not state or state[0].count == 0:
+            progress(int(batch.shape[0]))
+    miner.flush()
+    if int(miner.count.numpy()) == 0:
         raise DataError("the dataset yielded no images to mine.")
-    return {info.name: _finish(r) for info, r in zip(infos, state, strict=True)}
+    return {info.name: miner.result(i) for i, info in enumerate(infos)}
 
 
 def spatial_maxima(output: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Per image and unit, the largest activation and its (row, col).
 
     (N, H, W, U) -> values (N, U) and positions (N, U, 2); a dense (N, U)
-    output is its own maximum at (0, 0). NaN counts as -inf. The first
-    position in row-major order wins a tie.
+    output is its own maximum at (0, 0). NaN activations are skipped; an
+    all-NaN map has value -inf. The first position in row-major order wins
+    a tie.
     """
-    output = tf.cast(output, tf.float32)
-    output = tf.where(tf.math.is_nan(output), -np.inf, output)
-    if output.shape.rank == 2:
-        zeros = tf.zeros(tf.concat([tf.shape(output), [2]], 0), tf.int64)
-        return output, zeros
-    shape = tf.shape(output)
-    flat = tf.reshape(output, (shape[0], shape[1] * shape[2], shape[3]))
-    where = tf.argmax(flat, axis=1)
-    values = tf.reduce_max(flat, axis=1)
-    width = tf.cast(shape[2], tf.int64)
+    values, where, width = _maxima(output)
     return values, tf.stack([where // width, where % width], axis=-1)
 
 
-def _reducer(extractor: keras.Model, count: int):
-    @tf.function(reduce_retracing=True)
-    def reduce(images: tf.Tensor):
-        outputs = extractor(images, training=False)
-        if count == 1 and not isinstance(outputs, list | tuple):
+def _maxima(output: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(values (N, U), row-major flat position (N, U) int32, map width)."""
+    output = tf.cast(output, tf.float32)
+    if output.shape.rank == 2:
+        values = tf.where(tf.math.is_nan(output), -np.inf, output)
+        return values, tf.zeros_like(output, tf.int32), tf.constant(1)
+    height, width = output.shape[1], output.shape[2]
+    if height is None or width is None:
+        return _maxima_argmax(output)
+    return _maxima_pooled(output, height, width)
+
+
+def _maxima_pooled(output: tf.Tensor, height: int, width: int):
+    """The maximum and its first position from row and column maxima.
+
+    Two max-pools (fast, vectorized over units) give each row's and each
+    column's maximum; the first row and the first column that reach the
+    map's maximum meet at its first position unless the maximum is tied in
+    different rows and columns, which is checked and then resolved by
+    reading that row alone. About twice as fast as an argmax over the map.
+    """
+    rows = tf.nn.max_pool2d(output, (1, width), (1, width), "VALID")[:, :, 0]
+    cols = tf.nn.max_pool2d(output, (height, 1), (height, 1), "VALID")[:, 0]
+    # LIMITATION: NaN activations are skipped by CPU max-pooling; a device
+    # whose pooling propagates NaN ranks such an image last instead.
+    values = tf.reduce_max(rows, axis=1)
+    row, col = _first(rows, values), _first(cols, values)
+    units = tf.shape(output)[3]
+    starts = (tf.range(tf.shape(output)[0])[:, None] * height + row) * width
+    starts = starts * units + tf.range(units)[None, :]
+    flat = tf.reshape(output, [-1])
+    tied = tf.gather(flat, starts + col * units) < values
+    col = tf.cond(
+        tf.reduce_any(tied),
+        lambda: _resolve_ties(flat, starts, values, col, tied, width, units),
+        lambda: col,
+    )
+    return _no_nan(values), row * width + col, tf.constant(width)
+
+
+def _resolve_ties(flat, starts, values, col, tied, width: int, units) -> tf.Tensor:
+    """The first column holding the maximum in the first row that does, for
+    the (image, unit) pairs where the first such column lies elsewhere."""
+    where = tf.where(tied)
+    line = tf.gather_nd(starts, where)[:, None] + tf.range(width)[None, :] * units
+    found = _first(
+        tf.gather(flat, line)[..., None], tf.gather_nd(values, where)[:, None]
+    )
+    return tf.tensor_scatter_nd_update(col, where, found[:, 0])
+
+
+def _maxima_argmax(output: tf.Tensor):
+    """`_maxima_pooled` for maps whose size is known only at run time."""
+    shape = tf.shape(output)
+    flat = tf.reshape(output, (shape[0], shape[1] * shape[2], shape[3]))
+    flat = tf.where(tf.math.is_nan(flat), -np.inf, flat)
+    values = tf.reduce_max(flat, axis=1)
+    where = tf.argmax(flat, axis=1, output_type=tf.int32)
+    return _no_nan(values), where, shape[2]
+
+
+def _first(maxima: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+    """First index along axis 1 of (N, L, U) `maxima` equal to (N, U) values
+    (the last index where none is, as for an all-NaN map)."""
+    length = maxima.shape[1]
+    steps = tf.constant(np.arange(length, dtype=np.int32)[None, :, None])
+    hit = tf.equal(maxima, values[:, None, :])
+    return tf.reduce_min(tf.where(hit, steps, length - 1), axis=1)
+
+
+def _no_nan(values: tf.Tensor) -> tf.Tensor:
+    """NaN, or the lowest float that max-pooling gives an all-NaN map: -inf."""
+    return tf.where(values > np.finfo(np.float32).min, values, -np.inf)
+
+
+class _Ranking:
+    """The k best (value, image, flat position) per unit, best first."""
+
+    def __init__(self, units: int, k: int) -> None:
+        self.k = k
+        self.values = _variable(tf.fill([units, k], -np.inf))
+        self.images = _variable(tf.fill([units, k], tf.constant(-1, tf.int64)))
+        self.positions = _variable(tf.zeros([units, k], tf.int32))
+
+    def variables(self) -> list[tf.Variable]:
+        return [self.values, self.images, self.positions]
+
+    def merge(self, values, images, positions) -> None:
+        """Fold in (U, N) candidates whose image indices follow the kept ones.
+
+        `top_k` puts the lower index first among equal values; the kept
+        entries precede the batch in the pool and are ordered by image among
+        equal values, so ties always go to the lower image index.
+        """
+        pool = tf.concat([self.values, values], axis=1)
+        best = tf.math.top_k(pool, k=self.k, sorted=True).indices
+        pool_images = tf.concat([self.images, images], axis=1)
+        pool_positions = tf.concat([self.positions, positions], axis=1)
+        self.values.assign(tf.gather(pool, best, batch_dims=1))
+        self.images.assign(tf.gather(pool_images, best, batch_dims=1))
+        self.positions.assign(tf.gather(pool_positions, best, batch_dims=1))
+
+    def result(self, sign: float, width: int, rows: slice):
+        """(values, images, positions (U, k, 2)) of the units in `rows`."""
+        images = self.images.numpy()[rows]
+        values = np.where(images < 0, -np.inf, self.values.numpy()[rows] * sign)
+        flat = self.positions.numpy()[rows].astype(np.int64)
+        positions = np.stack([flat // width, flat % width], axis=-1)
+        return values.astype(np.float32), images, positions
+
+
+class _UnitState:
+    """Running top-k, bottom-k, statistics and histogram of every unit."""
+
+    def __init__(self, units: int, k: int, bins: int) -> None:
+        self.top = _Ranking(units, k)
+        self.bottom = _Ranking(units, k)  # ranks negated values
+        self.histogram = StreamingHistogram(units, bins)
+        self.total = _variable(tf.zeros([units], tf.float64))
+        self.best = _variable(tf.fill([units], -np.inf))
+        self.active = _variable(tf.zeros([units], tf.int64))
+
+    def variables(self) -> list[tf.Variable]:
+        stats = [self.total, self.best, self.active]
+        ranked = self.top.variables() + self.bottom.variables()
+        return ranked + self.histogram.variables() + stats
+
+    def update(self, values: tf.Tensor, where: tf.Tensor, indices) -> None:
+        """Fold in (N, U) per-image maxima at flat positions `where`."""
+        finite = tf.math.is_finite(values)
+        # Sums of up to MERGE_IMAGES values in float32, accumulated in float64.
+        partial = tf.reduce_sum(tf.where(finite, values, tf.zeros_like(values)), 0)
+        self.total.assign_add(tf.cast(partial, tf.float64))
+        self.best.assign(tf.maximum(self.best, tf.reduce_max(values, 0)))
+        active = tf.reduce_sum(tf.cast(values > 0, tf.int32), 0)
+        self.active.assign_add(tf.cast(active, tf.int64))
+        self.histogram.update(values, finite)
+        by_unit, where = tf.transpose(values), tf.transpose(where)
+        images = tf.broadcast_to(indices[None, :], tf.shape(by_unit, tf.int64))
+        self.top.merge(by_unit, images, where)
+        # Non-finite maxima never enter the bottom-k: they rank last there.
+        weakest = tf.where(tf.transpose(finite), -by_unit, -np.inf)
+        self.bottom.merge(weakest, images, where)
+
+    def result(self, count: int, width: int, rows: slice) -> Mining:
+        values, images, positions = self.top.result(1.0, width, rows)
+        low = self.bottom.result(-1.0, width, rows)
+        counts, edges = self.histogram.result()
+        seen = max(count, 1)
+        return Mining(
+            values=values,
+            images=images,
+            positions=positions,
+            mean=self.total.numpy()[rows] / seen,
+            max=self.best.numpy()[rows],
+            active_fraction=self.active.numpy()[rows] / seen,
+            count=count,
+            bottom_values=np.where(low[1] < 0, np.inf, low[0]).astype(np.float32),
+            bottom_images=low[1],
+            bottom_positions=low[2],
+            hist_counts=counts[rows],
+            hist_edges=edges[rows],
+        )
+
+
+class _Miner:
+    """The state of every unit of every layer, side by side, and the two
+    compiled functions that update it: a reduction of each batch to per-image
+    maxima, and a merge of several reduced batches at once."""
+
+    def __init__(self, extractor: keras.Model, units: list[int], k, bins, scale):
+        self.extractor = extractor
+        self.input_range = scale
+        self.offsets = np.cumsum([0, *units])
+        self.state = _UnitState(int(self.offsets[-1]), k, bins)
+        self.count = _variable(tf.constant(0, tf.int64))
+        self.widths = np.ones(len(units), np.int64)
+        self._pending: list[tuple[tf.Tensor, tf.Tensor]] = []
+        self._reduce: dict[tf.DType, Callable] = {}
+        unit_spec = tf.TensorSpec((None, int(self.offsets[-1])))
+        self._merge = tf.function(
+            self._update,
+            input_signature=[unit_spec, tf.TensorSpec(unit_spec.shape, tf.int32)],
+            autograph=False,
+        )
+        self._initial = [v.numpy() for v in self._variables()]
+
+    def step(self, images: tf.Tensor) -> None:
+        """Reduce one batch; merge once enough batches are waiting."""
+        if images.dtype not in self._reduce:
+            spec = tf.TensorSpec((None, *images.shape[1:]), images.dtype)
+            self._reduce[images.dtype] = tf.function(
+                self._maxima, input_signature=[spec], autograph=False
+            )
+        values, where, widths = self._reduce[images.dtype](images)
+        self._pending.append((values, where))
+        if sum(len(v) for v, _ in self._pending) >= MERGE_IMAGES:
+            self.flush()
+        self.widths = widths
+
+    def flush(self) -> None:
+        """Merge every reduced batch not merged yet."""
+        if not self._pending:
+            return
+        values = tf.concat([v for v, _ in self._pending], axis=0)
+        where = tf.concat([w for _, w in self._pending], axis=0)
+        self._pending.clear()
+        self._merge(values, where)
+
+    def result(self, layer: int) -> Mining:
+        self.flush()
+        rows = slice(int(self.offsets[layer]), int(self.offsets[layer + 1]))
+        count = int(self.count.numpy())
+        return self.state.result(count, int(self.widths[layer]), rows)
+
+    def reset(self) -> None:
+        """Back to no images seen, keeping the compiled functions."""
+        self._pending.clear()
+        for variable, initial in zip(self._variables(), self._initial, strict=True):
+            variable.assign(initial)
+
+    def _variables(self) -> list[tf.Variable]:
+        return [self.count, *self.state.variables()]
+
+    def _maxima(self, images: tf.Tensor):
+        images = scale_pixels(images, self.input_range)
+        outputs = self.extractor(images, training=False)
+        if not isinstance(outputs, list | tuple):
             outputs = [outputs]
-        return [spatial_maxima(output) for output in outputs]
+        maxima = [_maxima(output) for output in outputs]
+        values = tf.concat([m[0] for m in maxima], axis=1)
+        where = tf.concat([m[1] for m in maxima], axis=1)
+        return values, where, tf.stack([m[2] for m in maxima])
 
-    return reduce
-
-
-def _start(info: LayerInfo, k: int) -> _Running:
-    units = info.units
-    return _Running(
-        values=np.full((k, units), -np.inf, np.float32),
-        images=np.full((k, units), -1, np.int64),
-        positions=np.zeros((k, units, 2), np.int64),
-        total=np.zeros(units, np.float64),
-        best=np.full(units, -np.inf, np.float32),
-        active=np.zeros(units, np.int64),
-    )
+    def _update(self, values: tf.Tensor, where: tf.Tensor) -> None:
+        count = tf.shape(values, tf.int64)[0]
+        self.state.update(values, where, self.count + tf.range(count, dtype=tf.int64))
+        self.count.assign_add(count)
 
 
-def _merge(running: _Running, values: np.ndarray, positions: np.ndarray) -> None:
-    """Fold one batch's (B, U) maxima into the running top-k."""
-    batch = len(values)
-    indices = running.count + np.arange(batch, dtype=np.int64)
-    finite = np.where(np.isfinite(values), values, 0.0)
-    running.total += finite.sum(axis=0)
-    running.best = np.maximum(running.best, values.max(axis=0))
-    running.active += (values > 0).sum(axis=0)
-    running.count += batch
+def _miner(extractor: keras.Model, units: list[int], k, bins, scale) -> _Miner:
+    """A reset miner, reusing the last one's compiled step when it fits.
 
-    # Candidates stand in image order (the running top-k's images all come
-    # before this batch's), so a stable sort on value alone breaks ties by
-    # the lower image index.
-    k = len(running.values)
-    pool_values = np.concatenate([running.values, values])
-    pool_images = np.concatenate(
-        [running.images, np.broadcast_to(indices[:, None], values.shape)]
-    )
-    pool_positions = np.concatenate(
-        [running.positions, np.asarray(positions, np.int64)]
-    )
-    order = np.argsort(-pool_values, axis=0, kind="stable")[:k]
-    running.values = np.take_along_axis(pool_values, order, axis=0)
-    running.images = np.take_along_axis(pool_images, order, axis=0)
-    running.positions = np.take_along_axis(pool_positions, order[..., None], axis=0)
+    Only the last miner is kept: it holds its extractor, so a cache keyed
+    by extractor would keep every model alive.
+    """
+    key = (id(extractor), tuple(units), k, bins, scale)
+    last = _LAST.get("miner")
+    if last is not None and _LAST.get("key") == key and last.extractor is extractor:
+        last.reset()
+        return last
+    _LAST.update(key=key, miner=_Miner(extractor, units, k, bins, scale))
+    return _LAST["miner"]
 
 
-def _finish(running: _Running) -> Mining:
-    unused = running.images < 0
-    values = np.where(unused, -np.inf, running.values)
-    return Mining(
-        values=values.T.astype(np.float32),
-        images=running.images.T.copy(),
-        positions=np.transpose(running.positions, (1, 0, 2)).copy(),
-        mean=running.total / max(running.count, 1),
-        max=running.best,
-        active_fraction=running.active / max(running.count, 1),
-        count=running.count,
-    )
+def _variable(initial: tf.Tensor) -> tf.Variable:
+    return tf.Variable(initial, trainable=False)

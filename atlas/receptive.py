@@ -15,7 +15,6 @@ import keras
 import numpy as np
 
 from atlas.errors import ModelError
-from atlas.graph import find_layer, qualified_name
 from atlas.field_rules import (
     SPATIAL_RANK,
     Rule,
@@ -24,6 +23,7 @@ from atlas.field_rules import (
     layer_rule,
     spatial_axes,
 )
+from atlas.graph import find_layer, qualified_name
 from atlas.records import Box
 
 logger = logging.getLogger(__name__)

@@ -1,19 +1,34 @@
-"""Datasets: array files and image folders, scaling, labels, bad files."""
+"""Datasets: array files and image folders, scaling, fitting, channels,
+labels, streaming reads, and bad files skipped and named (C05, C21)."""
 
 from __future__ import annotations
 
+import io
+import logging
+
+import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 from atlas.data import open_dataset
+from atlas.data_arrays import ArrayFile
 from atlas.errors import DataError
+from atlas.mine import mine
+from atlas.model import describe_layers, feature_model, select_layers
 
 
 def _png(path, value, size=(6, 6), mode="RGB"):
     path.parent.mkdir(parents=True, exist_ok=True)
-    colour = value if mode == "L" else (value, value, value)
+    colour = value if mode == "L" else (value, value // 2, 255 - value)
     Image.new(mode, size, colour).save(path)
+
+
+def _truncated_jpeg(path):
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, "JPEG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
 
 
 def test_open_dataset_array_scales_uint8_to_input_range(tmp_path):
@@ -22,61 +37,142 @@ def test_open_dataset_array_scales_uint8_to_input_range(tmp_path):
     data = open_dataset(tmp_path / "d.npz", (1, 1, 1), (-1.0, 1.0))
     np.testing.assert_allclose(data.get([0, 1, 2]).ravel(), [-1.0, -0.6, 1.0])
     assert data.labels == ["b", "a", "b"]
+    assert data.class_names == ["a", "b"]
     assert data.sources == ["d.npz[0]", "d.npz[1]", "d.npz[2]"]
     back = data.to_uint8(data.get([0, 1, 2]))
     assert back.ravel().tolist() == [0, 51, 255]
 
 
-def test_open_dataset_batches_cover_every_image_in_order(tmp_path):
-    x = np.arange(7, dtype=np.uint8).reshape(7, 1, 1, 1)
+@pytest.mark.parametrize("save", ["npy", "npz", "npz_compressed"])
+def test_array_file_rows_equal_the_array(tmp_path, save):
+    x = np.random.default_rng(2).integers(0, 256, (9, 3, 2, 1), dtype=np.uint8)
+    path = tmp_path / f"d.{save[:3]}"
+    if save == "npy":
+        np.save(path, x)
+    elif save == "npz":
+        np.savez(path, labels=np.arange(9), x=x)
+    else:
+        np.savez_compressed(path, x=x)
+    array = ArrayFile(path, None if save == "npy" else "x")
+    assert len(array) == 9
+    picks = [7, 0, 1, 2, 8, 8, 4]
+    np.testing.assert_array_equal(array.rows(picks), x[picks])
+
+
+def test_pipeline_gives_the_batches_of_get_in_order(tmp_path):
+    x = np.arange(7 * 4, dtype=np.uint8).reshape(7, 2, 2, 1)
     np.save(tmp_path / "d.npy", x)
-    data = open_dataset(tmp_path / "d.npy", (1, 1, 1), (0.0, 255.0))
-    batches = list(data.batches(3))
+    data = open_dataset(tmp_path / "d.npy", (2, 2, 1), (-0.5, 3.0))
+    batches = [b.numpy() for b in data.pipeline(3)]
     assert [len(b) for b in batches] == [3, 3, 1]
-    assert np.concatenate(batches).ravel().tolist() == list(range(7))
+    np.testing.assert_array_equal(np.concatenate(batches), data.get(range(7)))
+    assert data.to_uint8(np.concatenate(batches)).ravel().tolist() == list(range(28))
     assert data.labels == [None] * 7
 
 
-def test_open_dataset_array_of_wrong_size_names_both_shapes(tmp_path):
-    np.save(tmp_path / "d.npy", np.zeros((2, 8, 8, 1), np.uint8))
-    with pytest.raises(DataError, match="8x8 but the model takes 32x32"):
-        open_dataset(tmp_path / "d.npy", (32, 32, 1), (0.0, 1.0))
+def test_open_dataset_array_of_another_size_is_fitted(tmp_path):
+    x = np.zeros((2, 8, 12, 1), np.uint8)
+    x[0] = 80
+    x[1, :, 2:10] = 200  # the centre square: "crop" keeps only it
+    np.save(tmp_path / "d.npy", x)
+    stretched = open_dataset(tmp_path / "d.npy", (4, 4, 1), (0.0, 255.0))
+    assert stretched.get([0]).shape == (1, 4, 4, 1)
+    np.testing.assert_allclose(stretched.get([0]), 80.0)
+    assert stretched.get([1]).min() < 100.0  # the black sides are blended in
+    cropped = open_dataset(tmp_path / "d.npy", (4, 4, 1), (0.0, 255.0), resize="crop")
+    np.testing.assert_allclose(cropped.get([1]), 200.0)
 
 
-def test_open_dataset_rgb_array_for_gray_model_is_converted(tmp_path):
+def test_open_dataset_rgb_array_for_gray_model_is_converted_and_logged(
+    tmp_path, caplog
+):
     x = np.zeros((1, 2, 2, 3), np.uint8)
     x[..., 1] = 100
     np.save(tmp_path / "d.npy", x)
-    data = open_dataset(tmp_path / "d.npy", (2, 2, 1), (0.0, 255.0))
+    with caplog.at_level(logging.INFO, logger="atlas.data"):
+        data = open_dataset(tmp_path / "d.npy", (2, 2, 1), (0.0, 255.0))
+    assert "converting RGB images to grayscale" in caplog.text
     np.testing.assert_allclose(data.get([0]), np.full((1, 2, 2, 1), 59.0))
 
 
-def test_open_dataset_folder_labels_from_subfolders_and_skips_bad(tmp_path):
-    _png(tmp_path / "cat" / "a.png", 10)
+def test_open_dataset_other_channel_counts_are_refused_naming_both(tmp_path):
+    np.save(tmp_path / "d.npy", np.zeros((2, 4, 4, 4), np.uint8))
+    with pytest.raises(DataError, match="have 4 channels but the model takes 3"):
+        open_dataset(tmp_path / "d.npy", (4, 4, 3), (0.0, 1.0))
+
+
+def test_open_dataset_integer_images_must_be_8_bit(tmp_path):
+    np.save(tmp_path / "ok.npy", np.full((1, 2, 2, 1), 255, np.int64))
+    ok = open_dataset(tmp_path / "ok.npy", (2, 2, 1), (0.0, 1.0))
+    np.testing.assert_allclose(ok.get([0]), 1.0)
+    np.save(tmp_path / "wide.npy", np.full((1, 2, 2, 1), 4095, np.uint16))
+    wide = open_dataset(tmp_path / "wide.npy", (2, 2, 1), (0.0, 1.0))
+    with pytest.raises(DataError, match="from 4095 to 4095"):
+        wide.get([0])
+
+
+def test_open_dataset_folder_labels_classes_and_bad_files_by_name(tmp_path, caplog):
     _png(tmp_path / "dog" / "b.png", 200, size=(12, 6))
-    (tmp_path / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    _png(tmp_path / "cat" / "a.png", 10)
+    _png(tmp_path / "cat" / "deep" / "c.bmp", 30)
+    _truncated_jpeg(tmp_path / "dog" / "cut.jpg")
     (tmp_path / "cat" / "empty.png").write_bytes(b"")
-    (tmp_path / "notes.txt").write_text("ignored, not an image suffix")
-    data = open_dataset(tmp_path, (4, 4, 1), (0.0, 1.0))
-    assert data.sources == ["cat/a.png", "dog/b.png"]
-    assert data.labels == ["cat", "dog"]
-    assert sorted(s.path for s in data.skipped) == ["cat/empty.png", "dog/broken.jpg"]
-    images = data.get([0, 1])
+    (tmp_path / "bird").mkdir()
+    (tmp_path / "bird" / "notes.webp").write_text("not an image at all")
+    (tmp_path / "readme.txt").write_text("ignored, not an image suffix")
+    with caplog.at_level(logging.INFO, logger="atlas.data"):
+        data = open_dataset(tmp_path, (4, 4, 1), (0.0, 1.0))
+    assert "converting 3 colour image(s) to grayscale" in caplog.text
+    assert data.sources == ["cat/a.png", "cat/deep/c.bmp", "dog/b.png"]
+    assert data.labels == ["cat", "cat", "dog"]
+    assert data.class_names == ["bird", "cat", "dog"]
+    skipped = {s.path: s.reason for s in data.skipped}
+    assert sorted(skipped) == ["bird/notes.webp", "cat/empty.png", "dog/cut.jpg"]
+    assert "truncated" in skipped["dog/cut.jpg"]
+    assert all(reason for reason in skipped.values())
+    images = data.get([0, 2])
     assert images.shape == (2, 4, 4, 1)
-    np.testing.assert_allclose(images[0], 10 / 255, atol=1e-6)
-    np.testing.assert_allclose(images[1], 200 / 255, atol=1e-6)
+    gray = np.asarray(Image.new("RGB", (1, 1), (10, 5, 245)).convert("L"))
+    np.testing.assert_allclose(images[0], gray.item() / 255, atol=1e-6)
+
+
+def test_mining_a_folder_with_bad_files_equals_brute_force_on_the_good(tmp_path):
+    # C21: every file is checked before batching; a bad one costs only itself.
+    rng = np.random.default_rng(4)
+    good = rng.integers(0, 256, (11, 5, 5, 3), dtype=np.uint8)
+    for i, pixels in enumerate(good):
+        Image.fromarray(pixels).save(tmp_path / f"img{i:02d}.png")
+        if i % 3 == 1:
+            _truncated_jpeg(tmp_path / f"img{i:02d}b.jpg")
+    data = open_dataset(tmp_path, (5, 5, 3), (0.0, 1.0))
+    assert len(data) == 11 and len(data.skipped) == 4
+    inputs = keras.Input((5, 5, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c")(inputs))
+    infos = select_layers(describe_layers(model), ["c"])
+    mined = mine(feature_model(model, infos), infos, data.pipeline(4), k=5)["c"]
+    maps = model.predict(good.astype(np.float32) / 255, verbose=0)
+    best = maps.reshape(11, -1, 2).max(axis=1)
+    for unit in range(2):
+        order = np.lexsort((np.arange(11), -best[:, unit]))[:5]
+        assert mined.images[unit].tolist() == order.tolist()
 
 
 def test_open_dataset_folder_of_only_bad_files_names_the_folder(tmp_path):
     (tmp_path / "x.png").write_bytes(b"nope")
-    with pytest.raises(DataError, match="no readable image in"):
+    with pytest.raises(DataError, match=f"no readable image in '{tmp_path}'"):
         open_dataset(tmp_path, (4, 4, 3), (0.0, 1.0))
 
 
 def test_open_dataset_limit_keeps_the_first_images(tmp_path):
     np.save(tmp_path / "d.npy", np.zeros((10, 1, 1, 1), np.uint8))
     data = open_dataset(tmp_path / "d.npy", (1, 1, 1), (0.0, 1.0), limit=4)
-    assert len(data) == 4
+    assert len(data) == 4 and len(list(data.pipeline(3))) == 2
+    folder = tmp_path / "f"
+    for i in range(5):
+        _png(folder / f"{i}.png", 9 * i)
+    (folder / "9.png").write_bytes(b"")  # past the limit: never looked at
+    limited = open_dataset(folder, (2, 2, 3), (0.0, 1.0), limit=2)
+    assert limited.sources == ["0.png", "1.png"] and limited.skipped == []
 
 
 def test_open_dataset_missing_path_is_a_data_error(tmp_path):

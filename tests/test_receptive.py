@@ -124,3 +124,52 @@ def test_field_wider_than_the_image_pads_both_sides():
         np.testing.assert_array_equal(pixels, canvas[8:21, 8:21])
     both_sides = field.box(3, 3)
     assert both_sides.top < 0 and both_sides.bottom > 8
+
+
+def _transposed(**options) -> keras.Model:
+    inputs = keras.Input((None, None, 1))
+    x = _conv(inputs, 3, "down", strides=2)
+    up = keras.layers.Conv2DTranspose(1, name="up", use_bias=False, **options)(x)
+    return keras.Model(inputs, _conv(up, 3, "top"))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"kernel_size": 3, "strides": 2, "padding": "same"},
+        {"kernel_size": 4, "strides": 2, "padding": "valid"},
+        {"kernel_size": 3, "strides": 1, "padding": "same", "dilation_rate": 2},
+    ],
+)
+def test_field_equals_gradient_support_through_a_transposed_conv(options):
+    hw = 11
+    model = _transposed(**options)
+    field = receptive_field(model, "top", (hw, hw))
+    rows, cols = field.output_hw
+    for row in range(rows):
+        for col in (0, cols // 2, cols - 1):
+            box = field.box(row, col)
+            clipped = (
+                max(box.top, 0),
+                min(box.bottom, hw),
+                max(box.left, 0),
+                min(box.right, hw),
+            )
+            assert clipped == _gradient_support(model, "top", hw, row, col)
+
+
+def test_channels_first_field_equals_channels_last():
+    # C04: geometry is read on the spatial axes of the data format; CPU
+    # cannot run NCHW convs, so the two models are compared, not run.
+    def model(fmt: str) -> keras.Model:
+        shape = (1, 20, 20) if fmt == "channels_first" else (20, 20, 1)
+        inputs = keras.Input(shape)
+        x = _conv(inputs, 3, "a", strides=2, data_format=fmt)
+        x = keras.layers.MaxPooling2D(2, data_format=fmt, name="p")(x)
+        return keras.Model(inputs, _conv(x, 3, "b", dilation_rate=2, data_format=fmt))
+
+    first = receptive_field(model("channels_first"), "b", (20, 20))
+    last = receptive_field(model("channels_last"), "b", (20, 20))
+    assert first.output_hw == last.output_hw == (5, 5)
+    for row, col in ((0, 0), (2, 3), (4, 4)):
+        assert first.box(row, col) == last.box(row, col)
