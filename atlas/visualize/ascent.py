@@ -1,12 +1,14 @@
 """The compiled ascent: many units of one layer optimized as one batch.
 
-A chunk of n units is a batch of n images, and one forward and backward pass
-per step serves them all. The whole step loop runs inside one tf.function,
-traced once per (layer model, chunk shape, preset, objective, pixel space).
+A chunk of n units is a batch of n images per view, and one forward and
+backward pass per step serves them all. The whole step loop runs inside one
+tf.function, traced once per (layer model, chunk shape, preset, objective,
+parameterization, views).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import weakref
@@ -19,40 +21,33 @@ import tensorflow as tf
 
 from atlas.errors import ConfigError, ModelError
 from atlas.records import LayerInfo, Synthesis
-from atlas.visualize import regularizers, transforms
-from atlas.visualize.objectives import (
-    check_objective,
-    layer_objectives,
-    layer_peaks,
-    unit_objectives,
-)
-from atlas.visualize.params import PixelSpace, pixel_space, start_images
-from atlas.visualize.presets import Preset, displacement
+from atlas.visualize import colour as colours
+from atlas.visualize import regularizers
+from atlas.visualize.objectives import check_objective, layer_objectives, layer_peaks
+from atlas.visualize.params import Fourier, Pixels, parameterization, pixel_space
+from atlas.visualize.presets import Preset
+from atlas.visualize.step import Spec, build_ascent
+from atlas.visualize.views import ViewSet
+
+# The default views: each unit's maximizing image alone.
+MAXIMIZE_ONLY = ViewSet()
+# Blur, in pixels, before an image's spread is measured as its structure:
+# a 1-pixel Gaussian cuts the start noise's spread to about a quarter.
+STRUCTURE_BLUR_SIGMA = 1.0
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """Everything a compiled program is specialized to (its cache key)."""
-
-    kind: str
-    objective: str
-    preset: Preset
-    space: PixelSpace
-    shape: tuple[int, int, int, int]  # (chunk, H, W, C)
 
 
 @dataclass(frozen=True)
 class _Program:
     """The two functions run for a chunk, compiled or plain."""
 
-    ascend: Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
-    evaluate: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+    ascend: Callable[..., tf.Tensor]
+    evaluate: Callable[[tf.Tensor], tuple[tf.Tensor, ...]]
 
 
 # Compiled programs per layer model; weak keys let a dropped model go.
-_PROGRAMS: weakref.WeakKeyDictionary[keras.Model, dict[_Spec, _Program]] = (
+_PROGRAMS: weakref.WeakKeyDictionary[keras.Model, dict[Spec, _Program]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -62,30 +57,45 @@ def synthesize(
     info: LayerInfo,
     units: Sequence[int],
     preset: Preset,
+    **options,
+) -> Synthesis:
+    """The maximizing image of each unit; options as `synthesize_views`."""
+    return synthesize_views(layer_model, info, units, preset, **options)[preset.name]
+
+
+def synthesize_views(
+    layer_model: keras.Model,
+    info: LayerInfo,
+    units: Sequence[int],
+    preset: Preset,
     *,
     canvas: tuple[int, int, int],
     input_range: tuple[float, float],
     mean: np.ndarray | None = None,
+    covariance: np.ndarray | None = None,
+    views: ViewSet = MAXIMIZE_ONLY,
     seed: int = 0,
     steps: int | None = None,
     chunk: int = 64,
     objective: str = "channel",
     eager: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> Synthesis:
-    """Maximize each unit's objective by regularized gradient ascent.
+) -> dict[str, Synthesis]:
+    """Every view of each unit by regularized gradient ascent, by view key.
 
-    `layer_model` maps (N, H, W, C) float32 images to the layer's output.
-    Units run `chunk` at a time (at most len(units)); the last chunk is padded
-    to full size by repeating its units, so every chunk reuses one trace.
-    Each unit's image depends only on (seed, unit), never on its batch.
+    `layer_model` maps (N, H, W, C) float32 images to the layer's output
+    (and its pre-activation, if it has one). Units run `chunk` at a time
+    (at most len(units)); the last chunk is padded by repeating its units,
+    so every chunk reuses one trace. Each image depends only on (seed,
+    unit, view), never on its batch. `covariance` is the data's colour
+    covariance, for presets that decorrelate colour.
     """
     check_objective(objective, info.kind)
+    _check_input(layer_model)
     wanted = _check_units(units, info)
     canvas = _check_canvas(canvas)
     size = _check_chunk(chunk, len(wanted))
-    space = pixel_space(input_range, mean, canvas[-1])
-    spec = _Spec(info.kind, objective, preset, space, (size, *canvas))
+    param = _param(preset, input_range, mean, covariance, canvas)
+    spec = Spec(info.kind, objective, preset, param, views, size)
     program = _program(layer_model, spec, eager)
     count = preset.steps if steps is None else _check_steps(steps)
 
@@ -96,16 +106,14 @@ def synthesize(
         parts.append(_run_chunk(program, spec, part, seed, count))
         logger.debug(
             "%s: units %d..%d, %d steps of %s in %.2f s",
-            info.name,
-            part[0],
-            part[-1],
-            count,
-            preset.name,
+            info.name, part[0], part[-1], count, preset.name,
             time.perf_counter() - began,
-        )
-        if progress is not None:
-            progress(len(part))
-    return _assemble(preset.name, wanted, parts)
+        )  # fmt: skip
+    names = views.names(preset.name)
+    return {
+        name: _assemble(preset.name, name, wanted, [part[v] for part in parts])
+        for v, name in enumerate(names)
+    }
 
 
 def tracing_count(layer_model: keras.Model) -> int:
@@ -114,142 +122,154 @@ def tracing_count(layer_model: keras.Model) -> int:
     return sum(p.ascend.experimental_get_tracing_count() for p in programs.values())
 
 
-def _program(layer_model: keras.Model, spec: _Spec, eager: bool) -> _Program:
+def _param(preset, input_range, mean, covariance, canvas) -> Pixels | Fourier:
+    space = pixel_space(input_range, mean, canvas[-1])
+    if space.image is not None and space.image.shape != canvas:
+        raise ConfigError(
+            f"the mean image has shape {space.image.shape}; it must be the "
+            f"canvas's {canvas}. Resize it to the canvas."
+        )
+    matrix = None
+    if preset.decorrelate:
+        matrix = colours.decorrelation_matrix(covariance, canvas[-1])
+    return parameterization(preset.param, space, canvas, matrix)
+
+
+def _program(layer_model: keras.Model, spec: Spec, eager: bool) -> _Program:
     """The cached compiled program for `spec`, or a plain one when eager."""
     model_ref = weakref.ref(layer_model)
     if eager:
-        return _build(model_ref, spec)
+        return _build(model_ref, spec, compiled=False)
     programs = _PROGRAMS.setdefault(layer_model, {})
     if spec not in programs:
         programs[spec] = _compile(_build(model_ref, spec), spec)
     return programs[spec]
 
 
-def _compile(plain: _Program, spec: _Spec) -> _Program:
-    """Wrap both functions in tf.function with fixed signatures."""
-    images = tf.TensorSpec(spec.shape, tf.float32)
-    units = tf.TensorSpec(spec.shape[:1], tf.int32)
-    scalar = tf.TensorSpec((), tf.int32)
-    signature = [images, units, scalar, scalar]
-    return _Program(
-        tf.function(plain.ascend, input_signature=signature),
-        tf.function(plain.evaluate, input_signature=[images]),
-    )
-
-
-def _build(model_ref: weakref.ref[keras.Model], spec: _Spec) -> _Program:
-    """The plain (uncompiled) ascent loop and objective read-out for `spec`."""
+def _build(
+    model_ref: weakref.ref[keras.Model], spec: Spec, compiled: bool = True
+) -> _Program:
+    """The plain ascent loop and objective read-out for `spec`; its parts
+    around the model are XLA-compiled unless `compiled` is off (eager)."""
 
     def outputs(images: tf.Tensor) -> list[tf.Tensor]:
         result = model_ref()(images, training=False)
         return list(result) if isinstance(result, list | tuple) else [result]
 
-    def read(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        post, *rest = outputs(images)
-        pre = rest[0] if rest else post
-        return (
-            layer_objectives(post, spec.kind, spec.objective),
-            layer_objectives(pre, spec.kind, spec.objective),
-        )
-
-    def evaluate(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(objectives, peaks) of the layer's units, each (N, U)."""
+    def evaluate(params: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """(images, objectives, peaks, structure) of parameters: the
+        images, every unit's objective and peak on them (N, U), and each
+        image's structure (N,)."""
+        space = spec.param.space
+        x = spec.param.to_x(params)
+        images = tf.clip_by_value(x + space.mean_array, space.low, space.high)
         post = outputs(images)[0]
         return (
+            images,
             layer_objectives(post, spec.kind, spec.objective),
             layer_peaks(post, spec.kind),
+            _structure(images - space.mean_array, space.scale),
         )
 
-    def ascend(
-        x: tf.Tensor, units: tf.Tensor, steps: tf.Tensor, seed: tf.Tensor
-    ) -> tf.Tensor:
-        mean = tf.constant(spec.space.mean_array)
-
-        def objectives(x: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
-            pixels = spec.preset.jitter
-            moved = transforms.jitter(x, pixels, seed, units, i)
-            post, pre = read(moved + mean)
-            post = unit_objectives(post, units)
-            pre = unit_objectives(pre, units)
-            # A redirected ReLU gradient: while a unit is off, where its
-            # own gradient is zero, climb its pre-activation instead.
-            return tf.where(post <= 0, pre, post)
-
-        for i in tf.range(steps):
-            x = _step(x, i, units, objectives, spec)
-        return x
-
-    return _Program(ascend, evaluate)
+    return _Program(build_ascent(outputs, spec, compiled), evaluate)
 
 
-def _step(
-    x: tf.Tensor,
-    i: tf.Tensor,
-    units: tf.Tensor,
-    objectives: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
-    spec: _Spec,
-) -> tf.Tensor:
-    """One step: gradient ascent on x, then the preset's regularizers."""
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        objective = objectives(x, i)
-    grad = tape.gradient(objective, x)
-    if grad is None:
-        raise ModelError("the layer's output does not depend on its input image.")
-
-    x = x + displacement(grad, spec.preset, spec.space.scale)
-    x = _regularize(x, grad, i, spec.preset)
-    low, high = spec.space.bounds()
-    return tf.clip_by_value(x, low, high)
+def _compile(plain: _Program, spec: Spec) -> _Program:
+    """Wrap both functions in tf.function with fixed signatures."""
+    batch = spec.size * spec.views.per_unit
+    params = tf.TensorSpec((batch, *spec.param.shape), tf.float32)
+    per_sample = [
+        tf.TensorSpec((batch,), tf.int32),
+        tf.TensorSpec((batch,), tf.int64),
+        tf.TensorSpec((batch,), tf.float32),
+    ]
+    scalar = tf.TensorSpec((), tf.int32)
+    signature = [params, *per_sample, scalar, scalar]
+    return _Program(
+        tf.function(_own(plain.ascend), input_signature=signature),
+        tf.function(_own(plain.evaluate), input_signature=[params]),
+    )
 
 
-def _regularize(
-    x: tf.Tensor, grad: tf.Tensor, i: tf.Tensor, preset: Preset
-) -> tf.Tensor:
-    """Apply the preset's regularizers in the paper's order."""
-    if preset.decay > 0:
-        x = regularizers.decay(x, preset.decay)
-    if preset.blurs:
-        x = tf.cond(
-            tf.equal(i % preset.blur_every, 0),
-            lambda: regularizers.blur(x, preset.blur_sigma),
-            lambda: x,
-        )
-    if preset.norm_percentile > 0:
-        x = regularizers.clip_small_norm(x, preset.norm_percentile)
-    if preset.contribution_percentile > 0:
-        x = regularizers.clip_small_contribution(
-            x, grad, preset.contribution_percentile
-        )
-    return x
+def _own(function: Callable) -> Callable:
+    """`function` behind a partial: tf.function then counts its calls on
+    their own, not with every program's (which share one code object), and
+    warns of retracing only when this program really retraces."""
+    return functools.partial(function)
 
 
 def _run_chunk(
-    program: _Program, spec: _Spec, units: np.ndarray, seed: int, steps: int
-) -> tuple[np.ndarray, ...]:
-    """Optimize one chunk: (images, start, final, layer_max, peak)."""
-    order = np.arange(spec.shape[0]) % len(units)
-    x0 = start_images(units.tolist(), spec.shape[1:], seed, spec.space)[order]
-    padded = units[order].astype(np.int32)
-    x = program.ascend(
-        tf.constant(x0), tf.constant(padded), tf.constant(steps), tf.constant(seed)
+    program: _Program, spec: Spec, units: np.ndarray, seed: int, steps: int
+) -> list[tuple[np.ndarray, ...]]:
+    """Optimize one chunk; per view: (images, start, final, layer_max, peak)."""
+    padded = units[np.arange(spec.size) % len(units)]
+    tiled, keys, signs = spec.views.layout(padded)
+    start = spec.param.start(keys.tolist(), seed)
+    final = program.ascend(
+        tf.constant(start),
+        tf.constant(tiled),
+        tf.constant(keys),
+        tf.constant(signs),
+        tf.constant(steps),
+        tf.constant(seed),
+    )
+    before = _measure(program, start, tiled)
+    after = _measure(program, final, tiled)
+    n = len(units)
+    return [
+        (after[0][v : v + n], before[1][v : v + n], *(a[v : v + n] for a in after[1:]))
+        for v in range(0, len(tiled), spec.size)
+    ]
+
+
+def _measure(program: _Program, params, units: np.ndarray) -> tuple:
+    """(images, objective, layer_max, peak, structure) per sample."""
+    images, values, peaks, structure = (
+        v.numpy() for v in program.evaluate(tf.constant(params))
+    )
+    rows = np.arange(len(units))
+    own = values[rows, units]
+    return images, own, own >= values.max(axis=1), peaks[rows, units], structure
+
+
+def _structure(deviation: tf.Tensor, scale: float) -> tf.Tensor:
+    """(N,) standard deviation of each blurred deviation, in 0-255 levels.
+
+    The blur (sigma STRUCTURE_BLUR_SIGMA) removes pixel noise, so only
+    shapes of at least a few pixels count as structure.
+    """
+    smooth = regularizers.blur(deviation, STRUCTURE_BLUR_SIGMA)
+    return tf.math.reduce_std(smooth, axis=(1, 2, 3)) / scale
+
+
+def _assemble(preset: str, view: str, units: np.ndarray, parts: list) -> Synthesis:
+    """Join the chunks' results for one view into one record."""
+    columns = zip(*parts, strict=True)
+    images, start, final, layer_max, peak, structure = (
+        np.concatenate(c) for c in columns
+    )
+    return Synthesis(
+        preset,
+        units,
+        images,
+        start,
+        final,
+        layer_max,
+        peak,
+        structure,
+        view="" if view == preset else view,
     )
 
-    space, n = spec.space, len(units)
-    images = space.to_images(x.numpy())
-    start = program.evaluate(tf.constant(space.to_images(x0)))[0].numpy()[:n]
-    final, peak = (v.numpy()[:n] for v in program.evaluate(tf.constant(images)))
-    rows = np.arange(n)
-    layer_max = final[rows, units] >= final.max(axis=1)
-    chosen = (start[rows, units], final[rows, units], layer_max, peak[rows, units])
-    return (images[:n], *chosen)
 
-
-def _assemble(name: str, units: np.ndarray, parts: list[tuple]) -> Synthesis:
-    """Join the chunks' results into one record."""
-    columns = zip(*parts, strict=True)
-    images, start, final, layer_max, peak = (np.concatenate(c) for c in columns)
-    return Synthesis(name, units, images, start, final, layer_max, peak)
+def _check_input(layer_model: keras.Model) -> None:
+    """The model must take (N, H, W, C) images."""
+    shape = tuple(layer_model.inputs[0].shape)
+    if len(shape) != 4:
+        raise ModelError(
+            f"model input has shape {shape}; ascent needs images of shape "
+            "(batch, height, width, channels). Sequences (Conv1D, rank 3) and "
+            "videos (ConvLSTM2D, rank 5) cannot be visualized as images."
+        )
 
 
 def _check_units(units: Sequence[int], info: LayerInfo) -> np.ndarray:

@@ -57,3 +57,36 @@ def layer_peaks(output: tf.Tensor, kind: str) -> tf.Tensor:
 def unit_objectives(objectives: tf.Tensor, units: tf.Tensor) -> tf.Tensor:
     """(N, U) objectives and (N,) unit indices -> (N,): sample i's unit."""
     return tf.gather(objectives, units, axis=1, batch_dims=1)
+
+
+def ascent_objectives(post: tf.Tensor, pre: tf.Tensor, signs: tf.Tensor) -> tf.Tensor:
+    """(N,) what each sample climbs: its unit's objective times its sign.
+
+    A maximized unit that is off (post <= 0), where a ReLU zeroes its own
+    gradient, climbs its pre-activation instead: a redirected ReLU
+    gradient. A negative sample (sign -1) always descends the
+    pre-activation, which keeps falling after the ReLU has reached 0.
+    """
+    climb = tf.where(post <= 0, pre, post)
+    return tf.where(signs > 0, climb, -pre)
+
+
+def similarity(features: tf.Tensor) -> tf.Tensor:
+    """(G, K) mean cosine similarity of each of K samples to the others of
+    its group, from features (G, K, ...): a diversity penalty.
+
+    Conv features (G, K, h, w, U) are compared by their Gram matrices over
+    positions (style, not place: Mosaic and Olah et al. 2017's diversity
+    term); dense features (G, K, U) by the vectors themselves.
+    """
+    features = tf.cast(features, tf.float32)
+    if features.shape.rank == 5:
+        shape = tf.shape(features)
+        flat = tf.reshape(features, (shape[0], shape[1], -1, shape[4]))
+        gram = tf.einsum("gkpu,gkpv->gkuv", flat, flat)
+        features = tf.reshape(gram, (shape[0], shape[1], -1))
+    unit = tf.math.l2_normalize(features, axis=-1)
+    cosine = tf.einsum("gkf,glf->gkl", unit, unit)
+    count = int(features.shape[1])
+    others = tf.reduce_sum(cosine, axis=-1) - tf.linalg.diag_part(cosine)
+    return others / max(count - 1, 1)
