@@ -11,17 +11,37 @@ import keras
 import numpy as np
 
 from atlas.config import Settings
-from atlas.data import Dataset
+from atlas.data import MEAN_SAMPLE, Dataset
 from atlas.mine import mine
 from atlas.model import ascent_model, feature_model
 from atlas.progress import progress_bar
 from atlas.records import LayerInfo, Mining, Synthesis
 from atlas.store import Store, cache_key
-from atlas.visualize import PRESETS, synthesize
+from atlas.visualize import PRESETS, ViewSet, chunk_size
+from atlas.visualize import synthesize_views as synthesize
+from atlas.visualize.statistics import PixelStatistics, pixel_statistics
 
 logger = logging.getLogger(__name__)
 
-_MINING_FIELDS = ("values", "images", "positions", "mean", "max", "active_fraction")
+_MINING_FIELDS = (
+    "values",
+    "images",
+    "positions",
+    "mean",
+    "max",
+    "active_fraction",
+    "bottom_values",
+    "bottom_images",
+    "bottom_positions",
+    "hist_counts",
+    "hist_edges",
+)
+# Bumped when what a mining entry holds changes, so old entries are not read.
+_MINING_FORMAT = "mining-2"
+# What the store keeps of one view of a chunk of units.
+_VIEW = ("units", "images", "start", "final", "layer_max", "peak", "structure")
+# Images read at once while taking the data's pixel statistics.
+_STATISTICS_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -51,9 +71,11 @@ def mine_layers(ctx: Context, infos: Sequence[LayerInfo]) -> dict[str, Mining]:
             fresh = mine(
                 extractor,
                 todo,
-                ctx.dataset.batches(size),
+                ctx.dataset.pipeline(size, scaled=False),
                 k=ctx.settings.mine.top_k,
                 progress=bar.update,
+                bins=ctx.settings.mine.bins,
+                input_range=ctx.dataset.input_range,
             )
         for info in todo:
             arrays = _mining_arrays(fresh[info.name])
@@ -62,63 +84,114 @@ def mine_layers(ctx: Context, infos: Sequence[LayerInfo]) -> dict[str, Mining]:
     return {name: _mining_record(arrays) for name, arrays in cached.items()}
 
 
-def synthesize_layer(ctx: Context, info: LayerInfo, preset_name: str) -> Synthesis:
-    """Every unit's image under one preset, chunk by chunk through the store."""
-    vis = ctx.settings.visualize
-    preset = PRESETS[preset_name]
-    steps = _steps(preset.steps, vis.steps, ctx.max_steps)
-    layer_model = ascent_model(ctx.model, info)
-    parts = []
-    with progress_bar(info.units, f"{info.name} {preset_name}") as bar:
-        for start in range(0, info.units, vis.chunk):
-            units = list(range(start, min(start + vis.chunk, info.units)))
-            parts.append(_chunk(ctx, layer_model, info, preset_name, units, steps))
-            bar.update(len(units))
-    return _concat(preset_name, parts)
+def pixel_statistics_of(ctx: Context) -> PixelStatistics:
+    """The data's mean image and colour covariance, through the store.
 
-
-def _chunk(ctx, layer_model, info, preset_name, units, steps) -> dict:
-    vis = ctx.settings.visualize
+    From at most MEAN_SAMPLE evenly spaced images, so a large folder is
+    read once and cheaply; ascent optimizes around the mean image.
+    """
+    low, high = ctx.settings.model.input_range
     key = cache_key(
-        model=ctx.digest,
-        layer=info.name,
-        units=[units[0], units[-1]],
-        preset=asdict(PRESETS[preset_name]),
-        steps=steps,
-        mean=ctx.pixel_mean.round(6).tolist(),
-        seed=vis.seed,
-        objective=vis.objective,
-        canvas=ctx.canvas,
-        input_range=ctx.settings.model.input_range,
+        data=ctx.dataset.fingerprint(), canvas=ctx.canvas, input_range=[low, high]
     )
-    entry = ctx.store.load("synthesis", key)
-    if entry is not None:
+    entry = ctx.store.load("statistics", key)
+    if entry is None:
+        count = min(len(ctx.dataset), MEAN_SAMPLE)
+        picks = np.linspace(0, len(ctx.dataset) - 1, count).round().astype(int)
+        batches = (
+            ctx.dataset.get(picks[i : i + _STATISTICS_BATCH].tolist())
+            for i in range(0, count, _STATISTICS_BATCH)
+        )
+        found = pixel_statistics(batches, (low, high), ctx.canvas)
+        entry = {"mean_image": found.mean_image, "covariance": found.covariance}
+        ctx.store.save("statistics", key, entry)
+    return PixelStatistics(entry["mean_image"], entry["covariance"])
+
+
+def synthesize_layer(
+    ctx: Context, info: LayerInfo, statistics: PixelStatistics
+) -> dict[str, Synthesis]:
+    """Every view of every unit of a layer, by view key in page order: the
+    presets of the progression, then the main preset's negative and
+    diversity views."""
+    vis = ctx.settings.visualize
+    layer_model = ascent_model(ctx.model, info)
+    extra = ViewSet(negative=vis.negative, diversity=vis.diversity)
+    views: dict[str, Synthesis] = {}
+    for name in vis.views:
+        wanted = extra if name == vis.preset else ViewSet()
+        views.update(_preset_views(ctx, layer_model, info, name, wanted, statistics))
+    order = [*vis.views, *extra.names(vis.preset)[1:]]
+    return {key: views[key] for key in order}
+
+
+def _preset_views(ctx, layer_model, info, name, views, statistics) -> dict:
+    """One preset's views of every unit, chunk by chunk through the store."""
+    vis = ctx.settings.visualize
+    steps = _steps(PRESETS[name].steps, vis.steps, ctx.max_steps)
+    size = chunk_size(layer_model, ctx.canvas, views.per_unit, vis.memory_mb, vis.chunk)
+    parts = []
+    with progress_bar(info.units, f"{info.name} {name}") as bar:
+        for start in range(0, info.units, size):
+            units = list(range(start, min(start + size, info.units)))
+            job = (info, PRESETS[name], views, units, steps)
+            parts.append(_chunk(ctx, layer_model, job, statistics))
+            bar.update(len(units))
+    keys = views.names(name)
+    return {key: _concat(name, key, [part[key] for part in parts]) for key in keys}
+
+
+def _chunk(ctx, layer_model, job, statistics) -> dict[str, dict]:
+    """One chunk's views, by view key: from the store, or computed together
+    and stored each under its own key."""
+    info, preset, views, units, steps = job
+    keys = {
+        view: _view_key(ctx, job, view, statistics) for view in views.names(preset.name)
+    }
+    entries = {view: ctx.store.load("synthesis", key) for view, key in keys.items()}
+    if all(entry is not None for entry in entries.values()):
         logger.debug("%s units %d-%d from cache", info.name, units[0], units[-1])
-        return entry
-    result = synthesize(
+        return entries
+    vis = ctx.settings.visualize
+    results = synthesize(
         layer_model,
         info,
         units,
-        PRESETS[preset_name],
+        preset,
         canvas=ctx.canvas,
         input_range=ctx.settings.model.input_range,
-        mean=ctx.pixel_mean,
+        mean=statistics.mean_image,
+        covariance=statistics.covariance,
+        views=views,
         seed=vis.seed,
         steps=steps,
-        chunk=vis.chunk,
+        chunk=len(units),
         objective=vis.objective,
         eager=vis.eager,
     )
-    entry = {
-        "units": np.asarray(result.units),
-        "images": result.images,
-        "start": result.start,
-        "final": result.final,
-        "layer_max": result.layer_max,
-        "peak": result.peak,
-    }
-    ctx.store.save("synthesis", key, entry)
-    return entry
+    for view, result in results.items():
+        entries[view] = {name: np.asarray(getattr(result, name)) for name in _VIEW}
+        ctx.store.save("synthesis", keys[view], entries[view])
+    return entries
+
+
+def _view_key(ctx, job, view: str, statistics: PixelStatistics) -> str:
+    info, preset, views, units, steps = job
+    vis = ctx.settings.visualize
+    return cache_key(
+        model=ctx.digest,
+        layer=info.name,
+        units=[units[0], units[-1]],
+        preset=asdict(preset),
+        view=view,
+        group=views.diversity if view.startswith("diversity") else 0,
+        steps=steps,
+        statistics=statistics.digest,
+        seed=vis.seed,
+        objective=vis.objective,
+        canvas=ctx.canvas,
+        input_range=ctx.settings.model.input_range,
+    )
 
 
 def _steps(preset_steps: int, configured: int, cap: int | None) -> int:
@@ -126,7 +199,7 @@ def _steps(preset_steps: int, configured: int, cap: int | None) -> int:
     return min(steps, cap) if cap else steps
 
 
-def _concat(preset: str, parts: list[dict]) -> Synthesis:
+def _concat(preset: str, view: str, parts: list[dict]) -> Synthesis:
     def join(name):
         return np.concatenate([p[name] for p in parts])
 
@@ -138,11 +211,15 @@ def _concat(preset: str, parts: list[dict]) -> Synthesis:
         final=join("final"),
         layer_max=join("layer_max").astype(bool),
         peak=join("peak"),
+        structure=join("structure"),
+        view="" if view == preset else view,
     )
 
 
 def _mining_key(ctx: Context, info: LayerInfo) -> str:
     return cache_key(
+        format=_MINING_FORMAT,
+        bins=ctx.settings.mine.bins,
         model=ctx.digest,
         layer=info.name,
         logits=info.uses_logits,

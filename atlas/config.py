@@ -10,6 +10,7 @@ import difflib
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     ConfigDict,
@@ -42,6 +43,22 @@ class SiteSettings:
     title: str = "Neuron Atlas"
     about: Path | None = None
     templates: Path | None = None
+    base_url: str | None = None  # the public address; enables the sitemap
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_absolute(cls, value: str | None) -> str | None:
+        # Ends in exactly one "/": pages are appended to it, never urljoined.
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                "must be an absolute http(s) address, like 'https://example.org/atlas/'"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("must not hold a query (?) or a fragment (#)")
+        return value.strip().rstrip("/") + "/"
 
 
 @dataclass(config=_STRICT)
@@ -119,6 +136,12 @@ class VisualizeSettings:
     objective: Literal["channel", "neuron"] = "channel"
     chunk: PositiveInt = 64
     eager: bool = False
+    # The presets every unit page shows side by side, in this order; the
+    # main preset joins at the front when it is not among them.
+    progression: tuple[str, ...] = ("none", "l2", "yosinski-3-jitter", "fourier")
+    negative: bool = False
+    diversity: Annotated[int, Field(ge=0, le=64)] = 0
+    memory_mb: Annotated[float, Field(gt=0)] = 1024.0
 
     @field_validator("preset")
     @classmethod
@@ -132,12 +155,46 @@ class VisualizeSettings:
             )
         return value
 
+    @field_validator("progression")
+    @classmethod
+    def _progression_is_known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from atlas.visualize.presets import PRESETS
+
+        for name in value:
+            if name not in PRESETS:
+                raise ValueError(
+                    f"names {name!r}, not a preset; choose from {sorted(PRESETS)}"
+                    + _did_you_mean(name, PRESETS)
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("names a preset twice")
+        return value
+
+    @field_validator("diversity")
+    @classmethod
+    def _diversity_is_a_group(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("must be 0 (off) or at least 2 images to push apart")
+        return value
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The presets every unit is synthesized with, in page order."""
+        if self.preset in self.progression:
+            return self.progression
+        return (self.preset, *self.progression)
+
 
 @dataclass(config=_STRICT)
 class MineSettings:
     """How top-k examples are mined."""
 
     top_k: Annotated[int, Field(gt=0, le=100)] = 9
+    bins: Annotated[int, Field(ge=2, le=256)] = 32
+    heatmaps: tuple[Literal["deconvnet", "guided", "gradient"], ...] = (
+        "deconvnet",
+        "guided",
+    )
 
 
 @dataclass(config=_STRICT)

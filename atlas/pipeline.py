@@ -13,11 +13,17 @@ from pathlib import Path
 import markdown
 import numpy as np
 
-from atlas.assemble import layer_record, quality
-from atlas.compute import Context, mine_layers, synthesize_layer
+from atlas.assemble import Evidence, layer_record, quality
+from atlas.compute import (
+    Context,
+    mine_layers,
+    pixel_statistics_of,
+    synthesize_layer,
+)
 from atlas.config import Settings
 from atlas.data import open_dataset
 from atlas.errors import ConfigError
+from atlas.explain import layer_heatmaps, layer_influence
 from atlas.loading import infer_input_range, open_model
 from atlas.model import (
     describe_layers,
@@ -84,7 +90,8 @@ def build(settings: Settings) -> BuildReport:
     layers = _compute(ctx, infos)
     accuracy = _logits_accuracy(ctx, layers)
     atlas = _atlas_record(ctx, layers, all_layers, accuracy)
-    summary = render_site(atlas, output, settings.site.templates or TEMPLATES)
+    templates = settings.site.templates or TEMPLATES
+    summary = render_site(atlas, output, templates, base_url=settings.site.base_url)
     files, size = site_size(output, skip=(CACHE_DIR,))
     return BuildReport(
         output=output,
@@ -102,16 +109,26 @@ def build(settings: Settings) -> BuildReport:
 
 def _compute(ctx: Context, infos: list[LayerInfo]) -> list[LayerRecord]:
     minings = mine_layers(ctx, infos)
-    preset = ctx.settings.visualize.preset
+    statistics = pixel_statistics_of(ctx)
+    vis = ctx.settings.visualize
     records = []
     for info in infos:
-        logger.info("layer %s: %d units, preset %s", info.name, info.units, preset)
-        synthesis = synthesize_layer(ctx, info, preset)
+        presets = ", ".join(vis.views)
+        logger.info("layer %s: %d units, presets %s", info.name, info.units, presets)
+        views = synthesize_layer(ctx, info, statistics)
         field = None
         if info.kind == "conv":
             field = receptive_field(ctx.model, info.name, ctx.dataset.shape[:2])
+        syntheses = list(views.values())
+        mining = minings[info.name]
+        evidence = Evidence(
+            heatmaps=layer_heatmaps(ctx, info, mining, field),
+            influence=layer_influence(ctx, info),
+        )
         records.append(
-            layer_record(info, minings[info.name], [synthesis], field, ctx.dataset)
+            layer_record(
+                info, mining, syntheses, field, ctx.dataset, vis.preset, evidence
+            )
         )
     return records
 
@@ -172,7 +189,7 @@ def _atlas_record(ctx, layers, all_layers, accuracy) -> AtlasRecord:
         },
         layers=layers,
         all_layers=all_layers,
-        presets=[settings.visualize.preset],
+        presets=list(settings.visualize.views),
         summary=summary,
     )
 
@@ -181,6 +198,9 @@ def _public_settings(ctx: Context) -> dict:
     vis = ctx.settings.visualize
     return {
         "preset": vis.preset,
+        "progression": list(vis.views),
+        "negative": vis.negative,
+        "diversity": vis.diversity,
         "steps": vis.steps or None,
         "max_steps": ctx.max_steps,
         "canvas": list(ctx.canvas),

@@ -35,6 +35,17 @@ class Synthesis:
     final: np.ndarray  # (n,) objective of the final image
     layer_max: np.ndarray  # (n,) bool: is the unit the layer's most active?
     peak: np.ndarray  # (n,) the final image's largest value over positions
+    # (n,) spread of the image around the centre it was optimized from, in
+    # 0-255 levels, after a 1-pixel blur: near 0 for a flat or noise image.
+    structure: np.ndarray | None = None
+    # The view key the images are shown under ("negative", "diversity-1",
+    # ...); empty for the preset's own maximizing images.
+    view: str = ""
+
+    @property
+    def key(self) -> str:
+        """The key of these images in UnitRecord.images."""
+        return self.view or self.preset
 
 
 @dataclass(frozen=True)

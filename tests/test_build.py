@@ -9,8 +9,11 @@ import pytest
 
 from atlas.cli import main
 from tests.helpers import broken_links, digits_like_model, random_digits
+from tests.site_records import layer_units
 
 STEPS = "12"
+# The main preset, then the default progression of presets.
+PROGRESSION = ("yosinski-3", "none", "l2", "yosinski-3-jitter", "fourier")
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +51,13 @@ def test_build_writes_index_layer_and_unit_pages(built):
         "fc",
         "probs",
     ]
-    counts = [len(layer["units"]) for layer in manifest["layers"]]
+    counts = [len(layer_units(built, layer)) for layer in manifest["layers"]]
     assert counts == [4, 6, 5, 3]
     assert (built / "index.html").is_file()
     for layer in manifest["layers"]:
-        for unit in layer["units"]:
+        for unit in layer_units(built, layer):
             assert (built / unit["page"]).is_file()
-            assert set(unit["images"]) == {"yosinski-3"}
+            assert set(unit["images"]) == set(PROGRESSION)
             for path in unit["images"].values():
                 assert (built / path).is_file()
             assert len(unit["top_k"]) == 5
@@ -74,7 +77,7 @@ def test_build_top_k_matches_the_model_on_the_data(built, project):
     activations = fc.predict(images, verbose=0)
     manifest = json.loads((built / "manifest.json").read_text())
     layer = next(lay for lay in manifest["layers"] if lay["name"] == "fc")
-    for unit in layer["units"]:
+    for unit in layer_units(built, layer):
         column = activations[:, unit["index"]]
         order = np.lexsort((np.arange(len(column)), -column))[:5]
         assert [t["image"] for t in unit["top_k"]] == order.tolist()
@@ -104,7 +107,7 @@ def test_build_reads_softmax_layer_as_logits(built, project):
     logits = fc.predict(images, verbose=0) @ dense.kernel.numpy() + dense.bias.numpy()
     manifest = json.loads((built / "manifest.json").read_text())
     probs = next(lay for lay in manifest["layers"] if lay["name"] == "probs")
-    for unit in probs["units"]:
+    for unit in layer_units(built, probs):
         best = np.sort(logits[:, unit["index"]])[::-1][:5]
         values = [t["value"] for t in unit["top_k"]]
         np.testing.assert_allclose(values, best, rtol=1e-5, atol=1e-6)
