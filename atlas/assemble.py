@@ -105,7 +105,11 @@ def quality(mining: Mining, synthesis: Synthesis, unit: int) -> dict:
     """
     best = float(mining.max[unit])
     peak = float(synthesis.peak[unit])
-    dead = not best > 0 and not peak > 0
+    # Dead: no response at all. A linear unit (a logit) that stays below 0
+    # still varies over the data, and is not dead.
+    lowest = _dataset_min(mining, unit)
+    constant = lowest is None or lowest >= best
+    dead = not best > 0 and not peak > 0 and constant
     negative = synthesis.key == NEGATIVE
     ratio = peak / best if best > 0 and not negative else None
     spread = _structure(synthesis, unit)

@@ -158,3 +158,36 @@ def test_build_bad_layer_name_suggests_and_exits_nonzero(project, tmp_path, caps
     assert "'fcc'" in err and "did you mean 'fc'" in err
     assert "Traceback" not in err
     assert not (tmp_path / "output").exists()
+
+
+def test_quality_calls_a_negative_logit_alive_and_a_zero_relu_dead():
+    from atlas.assemble import quality
+    from atlas.records import Mining, Synthesis
+
+    def mining(best, lowest):
+        return Mining(
+            values=np.array([[best]]),
+            images=np.array([[0]]),
+            positions=np.zeros((1, 1, 2), np.int64),
+            mean=np.array([best]),
+            max=np.array([best], np.float32),
+            active_fraction=np.array([0.0]),
+            count=3,
+            bottom_values=np.array([[lowest]]),
+        )
+
+    def image(peak):
+        one = np.array([peak], np.float32)
+        return Synthesis(
+            "none",
+            np.array([0]),
+            np.zeros((1, 2, 2, 1)),
+            one,
+            one,
+            np.array([True]),
+            one,
+        )
+
+    assert quality(mining(-45.2, -80.0), image(-0.4), 0)["dead"] is False
+    assert quality(mining(0.0, 0.0), image(0.0), 0)["dead"] is True
+    assert quality(mining(0.0, 0.0), image(0.7), 0)["dead"] is False
