@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,13 +57,9 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.sources)
 
-    def batches(self, size: int) -> Iterator[np.ndarray]:
-        """Float32 batches in the model's input range, in index order."""
-        for start in range(0, len(self), size):
-            yield self.get(range(start, min(start + size, len(self))))
-
     def pipeline(self, size: int, scaled: bool = True) -> tf.data.Dataset:
-        """The batches of `batches`, decoded in parallel and prefetched.
+        """The images in index order, in batches of `size`, decoded in
+        parallel and prefetched.
 
         Files are read and decoded in Python (the decoder that checked
         them), several batches at once. With `scaled` False, 8-bit images

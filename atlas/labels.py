@@ -36,8 +36,9 @@ DOMINANT_LIFT = 2.0
 CLASSES_SHOWN = 3
 # Images (evenly spaced) whose gradients are averaged for influence.
 INFLUENCE_IMAGES = 256
-# Layers a unit may pass through on its way to the logits, keeping the
-# gradient meaningful as "this unit pushes that class".
+# Layers a unit may pass through on its way to the logits: dense layers and
+# those that act on each channel alone, so the gradient still reads as
+# "this unit pushes that class" (a conv would mix it into other units).
 HEAD_LAYERS = (
     keras.layers.Dense,
     keras.layers.Flatten,
@@ -56,6 +57,9 @@ HEAD_LAYERS = (
     keras.layers.Softmax,
     keras.layers.Identity,
     keras.src.layers.pooling.base_global_pooling.BaseGlobalPooling,
+    keras.src.layers.pooling.base_pooling.BasePooling,  # per channel, no mixing
+    keras.layers.ZeroPadding2D,
+    keras.layers.Cropping2D,
 )
 
 
@@ -126,7 +130,7 @@ def logits_info(model: keras.Model) -> LayerInfo | None:
 
 
 def feeds_logits(model: keras.Model, info: LayerInfo, logits: LayerInfo) -> bool:
-    """Whether `info`'s output reaches the logits only through head layers
+    """Whether `info`'s output reaches the logits only through HEAD_LAYERS
     (dense, flatten, pooling, normalization, dropout, activations)."""
     if info.name == logits.name:
         return False

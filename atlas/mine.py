@@ -19,6 +19,7 @@ import tensorflow as tf
 from atlas.data import scale_pixels
 from atlas.errors import DataError
 from atlas.histogram import StreamingHistogram
+from atlas.maxima import maxima
 from atlas.records import LayerInfo, Mining
 
 logger = logging.getLogger(__name__)
@@ -67,93 +68,6 @@ def mine(
     return {info.name: miner.result(i) for i, info in enumerate(infos)}
 
 
-def spatial_maxima(output: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per image and unit, the largest activation and its (row, col).
-
-    (N, H, W, U) -> values (N, U) and positions (N, U, 2); a dense (N, U)
-    output is its own maximum at (0, 0). NaN activations are skipped; an
-    all-NaN map has value -inf. The first position in row-major order wins
-    a tie.
-    """
-    values, where, width = _maxima(output)
-    return values, tf.stack([where // width, where % width], axis=-1)
-
-
-def _maxima(output: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """(values (N, U), row-major flat position (N, U) int32, map width)."""
-    output = tf.cast(output, tf.float32)
-    if output.shape.rank == 2:
-        values = tf.where(tf.math.is_nan(output), -np.inf, output)
-        return values, tf.zeros_like(output, tf.int32), tf.constant(1)
-    height, width = output.shape[1], output.shape[2]
-    if height is None or width is None:
-        return _maxima_argmax(output)
-    return _maxima_pooled(output, height, width)
-
-
-def _maxima_pooled(output: tf.Tensor, height: int, width: int):
-    """The maximum and its first position from row and column maxima.
-
-    Two max-pools (fast, vectorized over units) give each row's and each
-    column's maximum; the first row and the first column that reach the
-    map's maximum meet at its first position unless the maximum is tied in
-    different rows and columns, which is checked and then resolved by
-    reading that row alone. About twice as fast as an argmax over the map.
-    """
-    rows = tf.nn.max_pool2d(output, (1, width), (1, width), "VALID")[:, :, 0]
-    cols = tf.nn.max_pool2d(output, (height, 1), (height, 1), "VALID")[:, 0]
-    # LIMITATION: NaN activations are skipped by CPU max-pooling; a device
-    # whose pooling propagates NaN ranks such an image last instead.
-    values = tf.reduce_max(rows, axis=1)
-    row, col = _first(rows, values), _first(cols, values)
-    units = tf.shape(output)[3]
-    starts = (tf.range(tf.shape(output)[0])[:, None] * height + row) * width
-    starts = starts * units + tf.range(units)[None, :]
-    flat = tf.reshape(output, [-1])
-    tied = tf.gather(flat, starts + col * units) < values
-    col = tf.cond(
-        tf.reduce_any(tied),
-        lambda: _resolve_ties(flat, starts, values, col, tied, width, units),
-        lambda: col,
-    )
-    return _no_nan(values), row * width + col, tf.constant(width)
-
-
-def _resolve_ties(flat, starts, values, col, tied, width: int, units) -> tf.Tensor:
-    """The first column holding the maximum in the first row that does, for
-    the (image, unit) pairs where the first such column lies elsewhere."""
-    where = tf.where(tied)
-    line = tf.gather_nd(starts, where)[:, None] + tf.range(width)[None, :] * units
-    found = _first(
-        tf.gather(flat, line)[..., None], tf.gather_nd(values, where)[:, None]
-    )
-    return tf.tensor_scatter_nd_update(col, where, found[:, 0])
-
-
-def _maxima_argmax(output: tf.Tensor):
-    """`_maxima_pooled` for maps whose size is known only at run time."""
-    shape = tf.shape(output)
-    flat = tf.reshape(output, (shape[0], shape[1] * shape[2], shape[3]))
-    flat = tf.where(tf.math.is_nan(flat), -np.inf, flat)
-    values = tf.reduce_max(flat, axis=1)
-    where = tf.argmax(flat, axis=1, output_type=tf.int32)
-    return _no_nan(values), where, shape[2]
-
-
-def _first(maxima: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
-    """First index along axis 1 of (N, L, U) `maxima` equal to (N, U) values
-    (the last index where none is, as for an all-NaN map)."""
-    length = maxima.shape[1]
-    steps = tf.constant(np.arange(length, dtype=np.int32)[None, :, None])
-    hit = tf.equal(maxima, values[:, None, :])
-    return tf.reduce_min(tf.where(hit, steps, length - 1), axis=1)
-
-
-def _no_nan(values: tf.Tensor) -> tf.Tensor:
-    """NaN, or the lowest float that max-pooling gives an all-NaN map: -inf."""
-    return tf.where(values > np.finfo(np.float32).min, values, -np.inf)
-
-
 class _Ranking:
     """The k best (value, image, flat position) per unit, best first."""
 
@@ -165,6 +79,11 @@ class _Ranking:
 
     def variables(self) -> list[tf.Variable]:
         return [self.values, self.images, self.positions]
+
+    def threshold(self) -> tf.Tensor:
+        """The k-th kept value per unit; -inf while fewer than k are kept."""
+        full = self.images[:, -1] >= 0
+        return tf.where(full, self.values[:, -1], -np.inf)
 
     def merge(self, values, images, positions) -> None:
         """Fold in (U, N) candidates whose image indices follow the kept ones.
@@ -253,8 +172,14 @@ class _Miner:
         self.extractor = extractor
         self.input_range = scale
         self.offsets = np.cumsum([0, *units])
-        self.state = _UnitState(int(self.offsets[-1]), k, bins)
+        total = int(self.offsets[-1])
+        self.state = _UnitState(total, k, bins)
         self.count = _variable(tf.constant(0, tf.int64))
+        # Values a new image must beat (top) or undercut (bottom) to enter,
+        # as of the last merge: only such pairs need their position.
+        self.floor = _variable(tf.fill([total], -np.inf))
+        self.ceiling = _variable(tf.fill([total], np.inf))
+        self._merged = 0
         self.widths = np.ones(len(units), np.int64)
         self._pending: list[tuple[tf.Tensor, tf.Tensor]] = []
         self._reduce: dict[tf.DType, Callable] = {}
@@ -275,7 +200,10 @@ class _Miner:
             )
         values, where, widths = self._reduce[images.dtype](images)
         self._pending.append((values, where))
-        if sum(len(v) for v, _ in self._pending) >= MERGE_IMAGES:
+        # Merges at 1, 2, 4, 8 batches' worth, then every MERGE_IMAGES:
+        # the floor and ceiling tighten early, when they prune the most.
+        waiting = sum(len(v) for v, _ in self._pending)
+        if waiting >= min(MERGE_IMAGES, max(self._merged, 1)):
             self.flush()
         self.widths = widths
 
@@ -287,6 +215,7 @@ class _Miner:
         where = tf.concat([w for _, w in self._pending], axis=0)
         self._pending.clear()
         self._merge(values, where)
+        self._merged += len(values)
 
     def result(self, layer: int) -> Mining:
         self.flush()
@@ -297,26 +226,44 @@ class _Miner:
     def reset(self) -> None:
         """Back to no images seen, keeping the compiled functions."""
         self._pending.clear()
+        self._merged = 0
         for variable, initial in zip(self._variables(), self._initial, strict=True):
             variable.assign(initial)
 
     def _variables(self) -> list[tf.Variable]:
-        return [self.count, *self.state.variables()]
+        return [self.count, self.floor, self.ceiling, *self.state.variables()]
 
     def _maxima(self, images: tf.Tensor):
         images = scale_pixels(images, self.input_range)
         outputs = self.extractor(images, training=False)
         if not isinstance(outputs, list | tuple):
             outputs = [outputs]
-        maxima = [_maxima(output) for output in outputs]
-        values = tf.concat([m[0] for m in maxima], axis=1)
-        where = tf.concat([m[1] for m in maxima], axis=1)
-        return values, where, tf.stack([m[2] for m in maxima])
+        found = [
+            maxima(output, self._needed(layer)) for layer, output in enumerate(outputs)
+        ]
+        values = tf.concat([m[0] for m in found], axis=1)
+        where = tf.concat([m[1] for m in found], axis=1)
+        return values, where, tf.stack([m[2] for m in found])
+
+    def _needed(self, layer: int):
+        """Which (image, unit) pairs of a layer may enter a ranking: above
+        the top-k's floor, or finite and below the bottom-k's ceiling. A tie
+        with a kept entry loses to it (its image index is lower)."""
+        rows = slice(int(self.offsets[layer]), int(self.offsets[layer + 1]))
+
+        def needed(values: tf.Tensor) -> tf.Tensor:
+            top = values > self.floor[rows]
+            bottom = (values < self.ceiling[rows]) & tf.math.is_finite(values)
+            return top | bottom
+
+        return needed
 
     def _update(self, values: tf.Tensor, where: tf.Tensor) -> None:
         count = tf.shape(values, tf.int64)[0]
         self.state.update(values, where, self.count + tf.range(count, dtype=tf.int64))
         self.count.assign_add(count)
+        self.floor.assign(self.state.top.threshold())
+        self.ceiling.assign(-self.state.bottom.threshold())
 
 
 def _miner(extractor: keras.Model, units: list[int], k, bins, scale) -> _Miner:

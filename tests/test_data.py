@@ -188,3 +188,35 @@ def test_fingerprint_changes_with_the_data(tmp_path):
     assert a.fingerprint() != b.fingerprint()
     again = open_dataset(tmp_path / "a.npy", (1, 1, 1), (0.0, 1.0))
     assert a.fingerprint() == again.fingerprint()
+
+
+def test_build_names_every_skipped_file_in_summary_and_manifest(
+    tmp_path, monkeypatch, capsys
+):
+    import json
+
+    from atlas.cli import main
+
+    inputs = keras.Input((6, 6, 3))
+    outputs = keras.layers.Conv2D(2, 3, activation="relu", name="c")(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "m.keras")
+    for i in range(3):
+        _png(tmp_path / "data" / "a" / f"{i}.png", 60 * i)
+    _truncated_jpeg(tmp_path / "data" / "a" / "cut.jpg")
+    (tmp_path / "data" / "b").mkdir()
+    (tmp_path / "data" / "b" / "zero.bmp").write_bytes(b"")
+    (tmp_path / "site_config.toml").write_text(
+        '[model]\npath = "m.keras"\n[data]\npath = "data"\n'
+        '[layers]\nnames = ["c"]\n[visualize]\npreset = "none"\n'
+        'progression = ["none"]\n[mine]\ntop_k = 2\nheatmaps = []\n'
+    )
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "2")
+    assert main(["build", "--config", str(tmp_path / "site_config.toml")]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped 2 unreadable file(s)" in printed
+    assert "a/cut.jpg: OSError: image file is truncated" in printed
+    assert "b/zero.bmp: UnidentifiedImageError" in printed
+    manifest = json.loads((tmp_path / "output" / "manifest.json").read_text())
+    skipped = manifest["summary"]["skipped"]
+    assert [entry["path"] for entry in skipped] == ["a/cut.jpg", "b/zero.bmp"]
+    assert all(entry["reason"] for entry in skipped)

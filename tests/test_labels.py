@@ -109,7 +109,8 @@ def test_feeds_logits_only_through_head_layers():
     inputs = keras.Input((6, 6, 1))
     a = keras.layers.Conv2D(2, 3, name="a")(inputs)
     b = keras.layers.Conv2D(2, 3, name="b")(a)
-    x = keras.layers.GlobalMaxPooling2D()(b)
+    x = keras.layers.MaxPooling2D(2)(b)  # per channel: b still feeds the logits
+    x = keras.layers.GlobalMaxPooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
     infos = {i.name: i for i in describe_layers(model)}
     logits = logits_info(model)

@@ -8,10 +8,12 @@ import keras
 import numpy as np
 import pytest
 
+import atlas.maxima
 import atlas.mine
 from atlas.data import open_dataset
 from atlas.errors import DataError
-from atlas.mine import mine, spatial_maxima
+from atlas.maxima import spatial_maxima
+from atlas.mine import mine
 from atlas.model import describe_layers, feature_model, select_layers
 
 
@@ -59,9 +61,17 @@ def _check_ranking(got_images, got_values, got_positions, expected) -> None:
         assert [tuple(p) for p in got_positions[unit].tolist()] == positions
 
 
-@pytest.mark.parametrize("batch, merge", [(1, 5), (4, 4), (7, 512), (50, 16)])
-def test_mine_equals_brute_force_across_batch_boundaries(batch, merge, monkeypatch):
+@pytest.mark.parametrize(
+    "batch, merge, dense",
+    [(1, 5, 1.0), (4, 4, -1.0), (7, 512, 0.25), (50, 16, 1.0), (3, 6, -1.0)],
+)
+def test_mine_equals_brute_force_across_batch_boundaries(
+    batch, merge, dense, monkeypatch
+):
+    # dense -1: every position from column maxima; 1: only the positions of
+    # pairs that may still enter a ranking, each read from its row.
     monkeypatch.setattr(atlas.mine, "MERGE_IMAGES", merge)
+    monkeypatch.setattr(atlas.maxima, "DENSE_SHARE", dense)
     rng = np.random.default_rng(3)
     images = rng.normal(size=(23, 5, 6, 1)).astype(np.float32)
     images[5] = images[17]  # a tie: the lower index must rank first
