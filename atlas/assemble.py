@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from atlas.data import Dataset
+from atlas.explain import place_heatmap
 from atlas.labels import (
     class_names,
     class_weights,
@@ -228,6 +229,7 @@ class _Cropper:
         index = int(index)
         box = self._box(int(row), int(col))
         pixels = crop(self._images[index], box, pad_value=self.pad)
+        hw = self.dataset.shape[:2]
         return TopKExample(
             image=index,
             value=float(value),
@@ -235,7 +237,7 @@ class _Cropper:
             source=self.dataset.sources[index],
             box=box,
             crop=self.dataset.to_uint8(pixels),
-            heatmaps={m: a[: box.height, : box.width].copy() for m, a in maps.items()},
+            heatmaps={m: place_heatmap(a, box, hw) for m, a in maps.items()},
         )
 
     def _box(self, row: int, col: int) -> Box:

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from atlas.errors import ModelError
+from atlas.errors import ConfigError, ModelError
 from atlas.model import layer_output
 from atlas.receptive import crop
 from atlas.records import Box, LayerInfo
@@ -48,16 +48,18 @@ class Attributor:
 
     def __init__(self, model: keras.Model, info: LayerInfo, method: str) -> None:
         if method not in METHODS:
-            raise ValueError(f"unknown attribution method {method!r}; use {METHODS}")
+            raise ConfigError(
+                f"attribution method {method!r} is unknown; expected one of "
+                f"{list(METHODS)} (mine.heatmaps)"
+            )
         self.info, self.method = info, method
         self._graph = keras.Model(model.inputs[0], layer_output(model, info))
         self.sites, self.others = _count_sites(self._graph)
         # Made now, eagerly: copying weights cannot happen while tracing.
-        self._twins = {
-            id(op): _twin(op)
-            for op in _operations(self._graph)
-            if method != "gradient" and _fused_site(op)
-        }
+        self._twins = {}
+        if method != "gradient":
+            fused = [op for op in _operations(self._graph) if _fused_site(op)]
+            self._twins = {id(op): twin for op in fused if (twin := _twin(op))}
         spec = tf.TensorSpec((None, *self._graph.inputs[0].shape[1:]), tf.float32)
         # A closure, not the bound method: TensorFlow counts traces per
         # Python function and would warn when several layers trace once each.
@@ -104,7 +106,7 @@ class Attributor:
         if _standalone_site(op):
             site = _site(inference(op), self.method)
             return lambda x, *args, **kwargs: site(x)
-        if _fused_site(op):
+        if id(op) in self._twins:
             return self._fused(op)
         return inference(op)
 
@@ -269,13 +271,25 @@ def _operations(model: keras.Model):
                 yield op
 
 
-def _twin(layer) -> keras.layers.Layer:
+def _twin(layer) -> keras.layers.Layer | None:
     """A copy of `layer` without its activation, with the same weights."""
     config = {**layer.get_config(), "activation": "linear"}
     config["name"] = f"{layer.name}_attribution"
-    twin = layer.__class__.from_config(config)
-    twin.build(_input_shape(layer))
-    twin.set_weights(layer.get_weights())
+    try:
+        twin = layer.__class__.from_config(config)
+        twin.build(_input_shape(layer))
+        twin.set_weights(layer.get_weights())
+    except Exception as err:  # a custom layer may not rebuild from its config
+        # LIMITATION: a layer that cannot be copied without its fused ReLU
+        # keeps the true gradient at that ReLU, with a warning.
+        logger.warning(
+            "layer %r (%s) cannot be copied without its activation (%s); its "
+            "ReLU keeps the true gradient",
+            layer.name,
+            type(layer).__name__,
+            err,
+        )
+        return None
     return twin
 
 

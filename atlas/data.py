@@ -82,7 +82,7 @@ class Dataset:
         batches = starts.map(
             batch, num_parallel_calls=PARALLEL_BATCHES, deterministic=True
         )
-        return batches.prefetch(PREFETCH_BATCHES)
+        return batches.prefetch(PREFETCH_BATCHES).with_options(_fixed_options())
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
         """The images at `indices`, float32 in the model's input range."""
@@ -338,3 +338,12 @@ def _open_folder(path: Path, shape, input_range, resize: str, limit: int) -> Dat
         resize=resize,
         _files=folder.files[:count],
     )
+
+
+def _fixed_options() -> tf.data.Options:
+    """Parallelism and prefetch are fixed, so tf.data's autotuner has nothing
+    to tune; left on, its background optimization stalled the end of the
+    data by up to 8 s in bench/mining.py."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options

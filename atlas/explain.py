@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bumped when what these entries hold changes.
-_FORMAT = "explain-1"
+_FORMAT = "explain-2"
 KINDS = ("top", "bottom")
 
 
@@ -35,8 +35,10 @@ def layer_heatmaps(
     ctx: Context, info: LayerInfo, mining: Mining, field: ReceptiveField | None
 ) -> dict[str, np.ndarray]:
     """Heatmaps of every top-k and bottom-k example of a layer, by
-    `heatmap_key`: (units, k, height, width) uint8, each example's map in
-    the top-left (box height, box width) corner, zero elsewhere."""
+    `heatmap_key`: (units, k, height, width) uint8. Each example's map is
+    kept only where its box meets the image (`inside_box`), in the top-left
+    corner: a late layer's box may be many times the image, all zero past
+    its border. `place_heatmap` puts it back into the whole box."""
     methods = list(ctx.settings.mine.heatmaps)
     if not methods:
         return {}
@@ -85,11 +87,33 @@ def layer_influence(ctx: Context, info: LayerInfo) -> np.ndarray | None:
     return entry["weights"]
 
 
+def inside_box(box: Box, image_hw: tuple[int, int]) -> Box:
+    """The part of `box` that lies on an image of size `image_hw`."""
+    height, width = image_hw
+    top, left = max(box.top, 0), max(box.left, 0)
+    bottom = max(min(box.bottom, height), top)
+    return Box(top, left, bottom, max(min(box.right, width), left))
+
+
+def place_heatmap(
+    stored: np.ndarray, box: Box, image_hw: tuple[int, int]
+) -> np.ndarray:
+    """A stored heatmap back in its whole (box height, box width) crop."""
+    part = inside_box(box, image_hw)
+    whole = np.zeros((box.height, box.width), np.uint8)
+    top, left = part.top - box.top, part.left - box.left
+    whole[top : top + part.height, left : left + part.width] = stored[
+        : part.height, : part.width
+    ]
+    return whole
+
+
 def _compute_heatmaps(ctx, info, mining, field, methods) -> dict[str, np.ndarray]:
     examples = _examples(mining)
     boxes = [_box(ctx, field, row, col) for *_, row, col in examples]
-    height = max((b.height for b in boxes), default=1)
-    width = max((b.width for b in boxes), default=1)
+    inside = [inside_box(b, ctx.dataset.shape[:2]) for b in boxes]
+    height = max((b.height for b in inside), default=1)
+    width = max((b.width for b in inside), default=1)
     k = mining.images.shape[1]
     maps = {
         heatmap_key(m, kind): np.zeros((info.units, k, height, width), np.uint8)
@@ -124,7 +148,8 @@ def _fill(ctx, attributors, chosen, maps) -> None:
     for method, attributor in attributors.items():
         gradients = attributor(images, units, positions)
         for (kind, unit, rank, *_, box), grad in zip(chosen, gradients, strict=True):
-            cut = heatmap(grad, box)
+            part = inside_box(box, grad.shape[:2])
+            cut = heatmap(grad, part)  # past the border the map is 0 anyway
             target = maps[heatmap_key(method, kind)]
             target[unit, rank, : cut.shape[0], : cut.shape[1]] = cut
 

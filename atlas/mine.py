@@ -1,10 +1,11 @@
 """Streaming mining: one pass over the dataset serves every layer.
 
 For each unit, an image counts once, at its strongest spatial position
-(its per-image maximum). Each batch is merged on the device into every
-unit's running top-k and bottom-k, statistics and histogram, inside one
-compiled step, so memory is O(layers x units x k) whatever the size of the
-dataset and only the images cross from the host.
+(its per-image maximum). One compiled step reduces each batch, for every
+layer, to per-image maxima (atlas.maxima); another merges them, every few
+hundred images, into every unit's running top-k and bottom-k, statistics and
+histogram, on the device. Memory is O(layers x units x (k + bins)) whatever
+the size of the dataset, and only the images cross from the host.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ logger = logging.getLogger(__name__)
 # Bins of each unit's histogram of per-image maxima.
 HISTOGRAM_BINS = 32
 
-# Images reduced before they are merged into the running state: a merge
-# costs mostly per call, so merging 512 images at once instead of each batch
-# of 64 cuts its share of the mining time several-fold.
+# Images reduced before they are merged into the running state: merging 512
+# at once cost 60 us per image for 2,000 units, each batch of 64 alone 127
+# (measured on two CPU cores).
 MERGE_IMAGES = 512
 
 # The last miner, so that mining again with one extractor traces once.

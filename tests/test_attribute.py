@@ -174,9 +174,13 @@ def test_layer_heatmaps_are_cut_at_each_box_and_kept_in_the_store(
     box = field.box(row, col)
     expected = heatmap(gradients[0], box)
     assert expected.max() == 255
-    np.testing.assert_array_equal(
-        maps["guided_top"][3, 1, : box.height, : box.width], expected
-    )
+    placed = explain.place_heatmap(maps["guided_top"][3, 1], box, (8, 8))
+    np.testing.assert_array_equal(placed, expected)
+    for unit, rank in zip(*np.nonzero(mined.images >= 0), strict=True):
+        box = field.box(*mined.positions[unit, rank])
+        stored = maps["guided_top"][unit, rank]
+        whole = explain.place_heatmap(stored, box, (8, 8))
+        assert whole.shape == (box.height, box.width) and whole.max() in (0, 255)
 
     def fail(*args, **kwargs):
         raise AssertionError("recomputed stored heatmaps")
@@ -184,3 +188,16 @@ def test_layer_heatmaps_are_cut_at_each_box_and_kept_in_the_store(
     monkeypatch.setattr(explain, "Attributor", fail)
     again = explain.layer_heatmaps(ctx, info, mined, field)
     np.testing.assert_array_equal(again["guided_top"], maps["guided_top"])
+
+
+def test_heatmaps_are_stored_inside_the_image_and_placed_back_in_the_box():
+    from atlas.explain import inside_box, place_heatmap
+
+    box = Box(-3, 5, 4, 12)  # rows -3..3 and columns 5..11 on an 8x8 image
+    assert inside_box(box, (8, 8)) == Box(0, 5, 4, 8)
+    stored = np.zeros((8, 8), np.uint8)
+    stored[:4, :3] = np.arange(12).reshape(4, 3)
+    whole = place_heatmap(stored, box, (8, 8))
+    assert whole.shape == (7, 7)
+    np.testing.assert_array_equal(whole[3:, :3], np.arange(12).reshape(4, 3))
+    assert whole.sum() == np.arange(12).sum()
