@@ -65,6 +65,11 @@ def _branching() -> keras.Model:
     return keras.Model(inputs, out)
 
 
+def _clipped(box: Box, hw: int) -> tuple[int, int, int, int]:
+    """The part of a box on an hw x hw image: (top, bottom, left, right)."""
+    return (max(box.top, 0), min(box.bottom, hw), max(box.left, 0), min(box.right, hw))
+
+
 def _gradient_support(model, name, hw, row, col):
     """Rows and columns of input pixels that move the unit at (row, col),
     on a clone with ones kernels and linear units (C19's test check)."""
@@ -88,13 +93,7 @@ def test_field_equals_gradient_support_on_a_branching_model(hw):
     rows, cols = field.output_hw
     for row in range(rows):
         for col in range(cols):
-            box = field.box(row, col)
-            clipped = (
-                max(box.top, 0),
-                min(box.bottom, hw),
-                max(box.left, 0),
-                min(box.right, hw),
-            )
+            clipped = _clipped(field.box(row, col), hw)
             assert clipped == _gradient_support(model, "top", hw, row, col)
 
 
@@ -148,13 +147,7 @@ def test_field_equals_gradient_support_through_a_transposed_conv(options):
     rows, cols = field.output_hw
     for row in range(rows):
         for col in (0, cols // 2, cols - 1):
-            box = field.box(row, col)
-            clipped = (
-                max(box.top, 0),
-                min(box.bottom, hw),
-                max(box.left, 0),
-                min(box.right, hw),
-            )
+            clipped = _clipped(field.box(row, col), hw)
             assert clipped == _gradient_support(model, "top", hw, row, col)
 
 
