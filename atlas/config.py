@@ -72,6 +72,9 @@ class ModelSettings:
     safe_mode: bool = True
     input_range: tuple[float, float] | None = None
     input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
+    # The keras.applications pixel convention the model was trained on
+    # (atlas.preprocess); "auto" is an application's own, "none" for a file.
+    preprocess: Literal["auto", "none", "caffe", "tf", "torch"] = "auto"
 
     @model_validator(mode="after")
     def _has_a_source(self) -> ModelSettings:

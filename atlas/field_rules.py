@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import keras
 
+from atlas.preprocess import PixelConvention
+
 SPATIAL_RANK = 4  # (batch, rows, cols, channels), or channels first
 ELEMENTWISE_LAYERS = (
     keras.layers.Activation,
@@ -31,6 +33,7 @@ ELEMENTWISE_LAYERS = (
     keras.layers.Minimum,
     keras.layers.Multiply,
     keras.layers.Subtract,
+    PixelConvention,
 )
 AXIS_LAYERS = (  # act along `axis`; every other axis is elementwise
     keras.layers.Concatenate,

@@ -47,29 +47,33 @@ def needs_flattening(model: keras.Model) -> bool:
     )
 
 
-def flatten(model: keras.Model) -> keras.Model:
+def flatten(model: keras.Model, front: keras.layers.Layer | None = None) -> keras.Model:
     """A functional model with the same inputs and outputs in which no layer
-    is a model; `model` itself is returned when nothing is nested.
+    is a model; `model` itself is returned when nothing is nested and there
+    is no `front` layer to apply to its (single) input first.
 
     Top-level layers are reused; nested layers are cloned with their
     weights under unique names, so the user's model is left as it was.
     """
-    if not needs_flattening(model):
+    if front is None and not needs_flattening(model):
         return model
-    names: dict[str, str] = {}
+    names: dict[str, str] = dict(_NAMES.get(model, {}))
     inputs = [
-        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=f"{_input_name(t)}_flat")
+        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_input_name(t))
         for t in model.inputs
     ]
-    outputs = _inline(model, inputs, "", names)
-    flat = keras.Model(_single(inputs), _single(outputs), name=f"{model.name}_flat")
+    first = [front(inputs[0]), *inputs[1:]] if front is not None else inputs
+    outputs = _inline(model, first, "", names)
+    # The user's model name stays: pages and the cache key show it.
+    flat = keras.Model(_single(inputs), _single(outputs), name=model.name)
     _NAMES[flat] = names
-    logger.info(
-        "flattened %d nested layer(s) of model %r, named like %r",
-        len(names),
-        model.name,
-        next(iter(names), ""),
-    )
+    if names:
+        logger.info(
+            "flattened %d nested layer(s) of model %r, named like %r",
+            len(names),
+            model.name,
+            next(iter(names)),
+        )
     return flat
 
 
@@ -158,7 +162,8 @@ def _clone(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:
 def _input_name(tensor) -> str:
     history = getattr(tensor, "_keras_history", None)
     layer = getattr(history, "operation", None)
-    return getattr(layer, "name", None) or "image"
+    name = getattr(layer, "name", None) or "image"
+    return name if name.endswith("_flat") else f"{name}_flat"
 
 
 def _single(tensors: list):

@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from atlas import preprocess as conventions
 from atlas.errors import ModelError
 from atlas.graph import flatten
 
@@ -40,17 +41,23 @@ def load_model(
     weights: str | None = "imagenet",
     custom_module: str | None = None,
     safe_mode: bool = True,
+    preprocess: str = "auto",
+    input_range: Sequence[float] | None = None,
 ) -> keras.Model:
-    """The model a config names, built, checked and flattened."""
+    """The model a config names, built, checked and flattened, behind the
+    pixel convention it was trained on (see atlas.preprocess)."""
     objects = custom_objects(custom_module)
-    if application:
-        model = _application(application, weights, input_shape)
+    builder = _builder(application) if application else None
+    convention = conventions.resolve(preprocess, builder)
+    if builder is not None:
+        model = _application(builder, weights, input_shape)
     else:
         model = _from_file(path, objects, safe_mode)
     _ensure_built(model, input_shape)
     model = flatten(model)
     check_model(model)
-    return model
+    front = _front(model, convention, input_range, preprocess)
+    return model if front is None else flatten(model, front)
 
 
 def custom_objects(module_name: str | None) -> dict[str, object]:
@@ -167,8 +174,8 @@ def _load_failure(path: Path, exc: Exception) -> str:
     )
 
 
-def _application(name: str, weights: str | None, input_shape) -> keras.Model:
-    """A `keras.applications` model by name, e.g. "MobileNetV2"."""
+def _builder(name: str):
+    """The `keras.applications` builder called `name`, e.g. "MobileNetV2"."""
     builders = {
         n: f
         for n, f in vars(keras.applications).items()
@@ -181,11 +188,17 @@ def _application(name: str, weights: str | None, input_shape) -> keras.Model:
             f"model.application {name!r} is not in keras.applications{hint}; "
             "use a name like 'MobileNetV2', 'ResNet50' or 'VGG16'."
         )
+    return builders[name]
+
+
+def _application(builder, weights: str | None, input_shape) -> keras.Model:
+    """The model `builder` makes with `weights` at `input_shape`."""
+    name = builder.__name__
     options = {"weights": weights}
     if input_shape is not None:
         options["input_shape"] = tuple(int(d) for d in input_shape)
     try:
-        return builders[name](**options)
+        return builder(**options)
     except Exception as exc:
         raise ModelError(
             f"cannot build keras.applications.{name} with weights={weights!r}"
@@ -193,6 +206,48 @@ def _application(name: str, weights: str | None, input_shape) -> keras.Model:
             "ImageNet weights need the network once (they are cached in "
             '~/.keras/models); set model.weights = "none" for random ones.'
         ) from exc
+
+
+def _front(model: keras.Model, convention: str, input_range, asked: str):
+    """The PixelConvention layer for `convention`, or None for "none"."""
+    if convention == "none":
+        hint = conventions.looks_like_application(model.name)
+        if asked == "auto" and hint and not conventions.scales_itself(model):
+            logger.warning(
+                "model %r looks like keras.applications.%s, which is trained on "
+                "its own pixel convention; if so, set model.preprocess (caffe, "
+                "tf or torch) so that it gets the input it was trained on",
+                model.name,
+                hint,
+            )
+        return None
+    own = conventions.scales_itself(model)
+    if own is not None:
+        logger.warning(
+            "model %r starts with %s %r and model.preprocess is %r: pixels "
+            "would be scaled twice unless the model was trained that way; set "
+            'model.preprocess = "none" if the model scales its own input',
+            model.name,
+            type(own).__name__,
+            own.name,
+            convention,
+        )
+    low_high = conventions.APPLICATION_RANGE if input_range is None else input_range
+    channels = model.inputs[0].shape[-1]
+    if channels != 3:
+        raise ModelError(
+            f"model.preprocess {convention!r} is for RGB models, but model "
+            f"{model.name!r} takes {channels} channel(s); set model.preprocess "
+            '= "none" and model.input_range to the range it was trained on.'
+        )
+    logger.info(
+        "model input: %s, from RGB pixels in %s",
+        conventions.CONVENTIONS[convention].summary,
+        list(low_high),
+    )
+    return conventions.PixelConvention(
+        convention, low_high, name=f"atlas_{convention}_pixels"
+    )
 
 
 def _ensure_built(model: keras.Model, input_shape: Sequence[int] | None) -> None:
@@ -273,7 +328,17 @@ def open_model(source, root: Path) -> keras.Model:
         weights=source.weights,
         custom_module=source.custom_module,
         safe_mode=source.safe_mode,
+        preprocess=source.preprocess,
+        input_range=source.input_range,
     )
+
+
+def pixel_convention(model: keras.Model) -> str | None:
+    """What the model's PixelConvention layer does, in words, if it has one."""
+    for layer in model.layers:
+        if isinstance(layer, conventions.PixelConvention):
+            return conventions.CONVENTIONS[layer.convention].summary
+    return None
 
 
 def infer_input_range(model: keras.Model) -> tuple[float, float]:
@@ -291,6 +356,8 @@ def infer_input_range(model: keras.Model) -> tuple[float, float]:
         ),
         None,
     )
+    if isinstance(first, conventions.PixelConvention):
+        return first.input_range
     if isinstance(first, keras.layers.Rescaling):
         logger.info(
             "model starts with Rescaling(%s): it takes raw pixels, input_range "

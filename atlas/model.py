@@ -25,7 +25,8 @@ SQUASHING = frozenset({"softmax", "sigmoid", "log_softmax"})
 # Activations whose gradient is exactly zero below 0.
 ZERO_GRADIENT = frozenset({"relu", "relu6"})
 
-_SKIPPED_CLASSES = frozenset({"InputLayer"})
+# Not the user's: the input layer, and the atlas's own pixel convention.
+_SKIPPED_CLASSES = frozenset({"InputLayer", "PixelConvention"})
 _STANDALONE = {"Softmax": "softmax", "ReLU": "relu"}
 
 

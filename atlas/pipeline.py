@@ -24,7 +24,7 @@ from atlas.config import Settings
 from atlas.data import open_dataset
 from atlas.errors import ConfigError
 from atlas.explain import layer_heatmaps, layer_influence
-from atlas.loading import infer_input_range, open_model
+from atlas.loading import infer_input_range, open_model, pixel_convention
 from atlas.model import (
     describe_layers,
     input_spec,
@@ -173,10 +173,11 @@ def _atlas_record(ctx, layers, all_layers, accuracy) -> AtlasRecord:
         about_html=_about_html(settings),
         model={
             "name": ctx.model.name,
-            "file": settings.model.path.name,
+            "file": _model_source(settings),
             "digest": ctx.digest,
             "input_shape": list(ctx.dataset.shape),
             "input_range": list(settings.model.input_range),
+            "preprocess": pixel_convention(ctx.model),
             "parameters": int(ctx.model.count_params()),
         },
         settings=_public_settings(ctx),
@@ -192,6 +193,14 @@ def _atlas_record(ctx, layers, all_layers, accuracy) -> AtlasRecord:
         presets=list(settings.visualize.views),
         summary=summary,
     )
+
+
+def _model_source(settings: Settings) -> str:
+    """The model file's name, or the keras.applications model and weights."""
+    source = settings.model
+    if source.path is not None:
+        return source.path.name
+    return f"keras.applications.{source.application}, weights={source.weights}"
 
 
 def _public_settings(ctx: Context) -> dict:
