@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from atlas.errors import BuildError
@@ -15,10 +17,23 @@ def claim_output(folder: Path) -> Path:
     folder = check_output(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
+        _write_marker(folder)
     except OSError as exc:
         raise BuildError(f"cannot create output.dir '{folder}': {exc}") from exc
     return folder
+
+
+def _write_marker(folder: Path) -> None:
+    # Replacing (not writing through) the marker: were it a link to a file
+    # elsewhere, that file stays untouched.
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(_MARKER_TEXT)
+        os.replace(temporary, folder / MARKER)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def check_output(folder: Path) -> Path:

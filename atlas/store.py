@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from atlas.errors import BuildError
+
 logger = logging.getLogger(__name__)
 
 CACHE_DIR = ".atlas-cache"
@@ -29,10 +31,16 @@ def cache_key(**parts: Any) -> str:
 
 
 class Store:
-    """A folder of `.npz` entries; an entry present is never recomputed."""
+    """A folder of `.npz` entries; an entry present is never recomputed.
 
-    def __init__(self, root: Path) -> None:
+    Entries are written only where the folder really is under `within`
+    (by default the store's own parent): a symbolic link planted in the
+    output cannot send them elsewhere.
+    """
+
+    def __init__(self, root: Path, within: Path | None = None) -> None:
         self.root = Path(root)
+        self.within = Path(within if within is not None else self.root.parent)
 
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / f"{key}.npz"
@@ -51,6 +59,12 @@ class Store:
     def save(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         path = self.path(kind, key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.resolve().is_relative_to(self.within.resolve()):
+            raise BuildError(
+                f"refusing to write the build cache into '{path.parent}': it "
+                f"resolves outside '{self.within}' (a symbolic link); remove "
+                "the link and build again"
+            )
         handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as file:

@@ -169,3 +169,41 @@ def _toml_string(text: str) -> str:
 @pytest.fixture(autouse=True)
 def _quiet_tf(monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def test_links_planted_in_the_output_lead_nowhere_outside(tmp_path, monkeypatch):
+    """A symbolic link in the output (the marker, the cache, a page folder)
+    never makes the build write or delete outside it."""
+    config = _project(tmp_path, '["c1"]')
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "4")
+    assert main(["build", "--config", str(config)]) == 0
+    output = tmp_path / "output"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.txt"
+    victim.write_text("keep", encoding="utf-8")
+
+    marker = output / ".neuron-atlas"
+    marker.unlink()
+    marker.symlink_to(victim)
+    assert main(["build", "--config", str(config)]) == 0
+    assert victim.read_text(encoding="utf-8") == "keep"
+    assert marker.is_file() and not marker.is_symlink()
+
+    folders = [p for p in sorted(output.iterdir()) if p.is_dir()]
+    folder = next(p for p in folders if not p.name.startswith("."))
+    copy = outside / folder.name
+    folder.rename(copy)
+    folder.symlink_to(copy, target_is_directory=True)
+    before = _tree(outside)
+    assert main(["build", "--config", str(config)]) == 2
+    assert _tree(outside) == before
+    folder.unlink()
+    copy.rename(folder)
+
+    cache = output / CACHE
+    cache.rename(outside / "cache")
+    cache.symlink_to(outside / "elsewhere", target_is_directory=True)
+    (outside / "elsewhere").mkdir()
+    assert main(["build", "--config", str(config)]) == 2
+    assert list((outside / "elsewhere").rglob("*.npz")) == []

@@ -59,3 +59,32 @@ def test_site_size_counts_what_os_walk_sees_except_cache(tmp_path):
     (tmp_path / ".atlas-cache" / "big.npz").write_bytes(b"0" * 100)
     (tmp_path / MARKER).write_text("m")
     assert site_size(tmp_path, skip=(".atlas-cache",)) == (2, 7)
+
+
+def test_pruning_follows_no_link_out_of_the_output(tmp_path):
+    from atlas.site.writer import SiteWriter
+
+    root, outside = tmp_path / "site", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "old.html").write_text("theirs", encoding="utf-8")
+    writer = SiteWriter(root)
+    writer.write("pages/old.html", b"ours")
+    writer.prune()
+    (root / "pages" / "old.html").unlink()
+    (root / "pages").rmdir()
+    (root / "pages").symlink_to(outside, target_is_directory=True)
+    again = SiteWriter(root)
+    again.write("index.html", b"new")
+    again.prune()
+    assert (outside / "old.html").read_text(encoding="utf-8") == "theirs"
+
+
+def test_the_store_writes_nothing_through_a_link(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / ".atlas-cache").symlink_to(tmp_path / "elsewhere")
+    store = Store(tmp_path / "out" / ".atlas-cache")
+    with pytest.raises(BuildError, match="symbolic link"):
+        store.save("mining", "k", {"a": np.zeros(2)})
+    assert list((tmp_path / "elsewhere").rglob("*.npz")) == []

@@ -83,7 +83,8 @@ class SiteWriter:
         stale = sorted(self._previous() - self.written)
         for relative in stale:
             path = self.root.joinpath(*relative.split("/"))
-            if path.is_file() and not path.is_symlink():
+            inside = path.parent.resolve().is_relative_to(self.root)
+            if inside and path.is_file() and not path.is_symlink():
                 path.unlink()
                 _remove_empty_folders(path.parent, self.root)
         if stale:
