@@ -207,3 +207,36 @@ def test_links_planted_in_the_output_lead_nowhere_outside(tmp_path, monkeypatch)
     (outside / "elsewhere").mkdir()
     assert main(["build", "--config", str(config)]) == 2
     assert list((outside / "elsewhere").rglob("*.npz")) == []
+
+
+def test_a_template_change_re_renders_without_recomputing(tmp_path, monkeypatch):
+    import shutil
+
+    from atlas.pipeline import TEMPLATES
+
+    config = _project(tmp_path, '["c1", "fc"]')
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "4")
+    assert main(["build", "--config", str(config)]) == 0
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    unit = templates / "unit.html"
+    unit.write_text(
+        unit.read_text(encoding="utf-8").replace(
+            "{% block main %}", "{% block main %}<p>Edited template</p>", 1
+        ),
+        encoding="utf-8",
+    )
+    config.write_text(
+        '[site]\ntemplates = "templates"\n' + config.read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed a cached result")
+
+    for stage in ("synthesize", "mine", "pixel_statistics"):
+        monkeypatch.setattr(compute, stage, fail)
+    assert main(["build", "--config", str(config)]) == 0
+    pages = sorted((tmp_path / "output").rglob("*.html"))
+    edited = [p for p in pages if "<p>Edited template</p>" in p.read_text("utf-8")]
+    assert len(edited) == 4 + 5  # every unit page of c1 and fc, and only those
