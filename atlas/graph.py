@@ -13,6 +13,7 @@ import hashlib
 import logging
 import re
 import weakref
+from dataclasses import dataclass, field
 
 import keras
 
@@ -33,6 +34,16 @@ logger = logging.getLogger(__name__)
 _NAMES: weakref.WeakKeyDictionary[keras.Model, dict[str, str]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+@dataclass
+class _State:
+    """What one flattening has made: shown name -> internal name, and
+    shown name -> (original layer, its twin), so a layer called twice
+    keeps one twin."""
+
+    names: dict[str, str]
+    twins: dict[str, tuple] = field(default_factory=dict)
 
 
 def is_nested(model: keras.Model) -> bool:
@@ -57,22 +68,22 @@ def flatten(model: keras.Model, front: keras.layers.Layer | None = None) -> kera
     """
     if front is None and not needs_flattening(model):
         return model
-    names: dict[str, str] = dict(_NAMES.get(model, {}))
+    state = _State(names=dict(_NAMES.get(model, {})))
     inputs = [
         keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_input_name(t))
         for t in model.inputs
     ]
     first = [front(inputs[0]), *inputs[1:]] if front is not None else inputs
-    outputs = _inline(model, first, "", names)
+    outputs = _inline(model, first, "", state)
     # The user's model name stays: pages and the cache key show it.
     flat = keras.Model(_single(inputs), _single(outputs), name=model.name)
-    _NAMES[flat] = names
-    if names:
+    _NAMES[flat] = state.names
+    if state.names:
         logger.info(
             "flattened %d nested layer(s) of model %r, named like %r",
-            len(names),
+            len(state.names),
             model.name,
-            next(iter(names)),
+            next(iter(state.names)),
         )
     return flat
 
@@ -97,12 +108,12 @@ def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
         ) from None
 
 
-def _inline(model: keras.Model, inputs: list, prefix: str, names: dict) -> list:
+def _inline(model: keras.Model, inputs: list, prefix: str, state: _State) -> list:
     """Call `model`'s layers on `inputs`, returning its outputs' tensors."""
     if isinstance(model, keras.Sequential):
         graph = getattr(model, "_functional", None)
         if graph is None:  # never built: its layers simply run in order
-            return [_in_order(model.layers, inputs, prefix, names)]
+            return [_in_order(model.layers, inputs, prefix, state)]
         model = graph
     try:
         sources, nodes_by_depth = model.inputs, model._nodes_by_depth
@@ -117,30 +128,36 @@ def _inline(model: keras.Model, inputs: list, prefix: str, names: dict) -> list:
             if node.operation is None or node.is_input:
                 continue
             args, kwargs = node.arguments.fill_in(tensors)
-            result = _call(node.operation, args, kwargs, prefix, names)
+            result = _call(node.operation, args, kwargs, prefix, state)
             flat = keras.tree.flatten(result)
             tensors.update(zip(map(id, node.outputs), flat, strict=True))
     return [tensors[id(t)] for t in model.outputs]
 
 
-def _in_order(layers: list, inputs: list, prefix: str, names: dict):
+def _in_order(layers: list, inputs: list, prefix: str, state: _State):
     x = inputs[0]
     for layer in layers:
-        x = _call(layer, [x], {}, prefix, names)
+        x = _call(layer, [x], {}, prefix, state)
     return x
 
 
-def _call(operation, args, kwargs, prefix: str, names: dict):
+def _call(operation, args, kwargs, prefix: str, state: _State):
     if isinstance(operation, keras.Model):
         inner = keras.tree.flatten(args)
-        outputs = _inline(operation, inner, f"{prefix}{operation.name}/", names)
+        outputs = _inline(operation, inner, f"{prefix}{operation.name}/", state)
         return outputs[0] if len(outputs) == 1 else outputs
     if not prefix and _SCOPE_SAFE.match(operation.name):
         return operation(*args, **kwargs)
     shown = f"{prefix}{operation.name}"
-    twin = _clone(operation, _internal_name(shown))
-    names[shown] = twin.name
-    return twin(*args, **kwargs)
+    twins = state.twins
+    if shown not in twins:
+        twins[shown] = (operation, _clone(operation, _internal_name(shown)))
+        state.names[shown] = twins[shown][1].name
+    elif twins[shown][0] is operation:
+        # A nested model called twice shares its layers: so does the flat
+        # one. The atlas reads such a layer at its first call.
+        logger.info("layer %r is called more than once; read at its first call", shown)
+    return twins[shown][1](*args, **kwargs)
 
 
 def _clone(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:

@@ -344,26 +344,39 @@ def pixel_convention(model: keras.Model) -> str | None:
 def infer_input_range(model: keras.Model) -> tuple[float, float]:
     """The pixel range a model takes, when the config does not say.
 
-    A model that starts with Rescaling takes raw 0-255 pixels and scales
-    them itself (C08): feeding it [0, 1] would scale twice. Otherwise
-    [0, 1], the usual convention of models trained on scaled images.
+    A model whose input meets a Rescaling first (behind augmentation or
+    Resizing, say) takes raw 0-255 pixels and scales them itself (C08):
+    feeding it [0, 1] would scale twice; so does one that normalizes with a
+    mean above 1. Otherwise [0, 1], the usual convention of models trained
+    on scaled images.
     """
-    first = next(
+    front = next(
         (
             layer
             for layer in model.layers
-            if not isinstance(layer, keras.layers.InputLayer)
+            if isinstance(layer, conventions.PixelConvention)
         ),
         None,
     )
-    if isinstance(first, conventions.PixelConvention):
-        return first.input_range
-    if isinstance(first, keras.layers.Rescaling):
+    if front is not None:
+        return front.input_range
+    own = conventions.scales_itself(model)
+    if isinstance(own, keras.layers.Rescaling) or _normalizes_raw_pixels(own):
         logger.info(
-            "model starts with Rescaling(%s): it takes raw pixels, input_range "
-            "[0, 255] (set model.input_range to override)",
-            first.scale,
+            "the model's input meets %s %r first: it takes raw pixels, "
+            "input_range [0, 255] (set model.input_range to override)",
+            type(own).__name__,
+            own.name,
         )
         return (0.0, 255.0)
     logger.info("assuming model input_range [0, 1]; set model.input_range if not")
     return (0.0, 1.0)
+
+
+def _normalizes_raw_pixels(layer) -> bool:
+    if not isinstance(layer, keras.layers.Normalization):
+        return False
+    mean = getattr(layer, "mean", None)
+    if mean is None:
+        return False
+    return float(np.max(np.abs(keras.ops.convert_to_numpy(mean)))) > 1.0

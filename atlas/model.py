@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 # Activations whose saturation zeroes the gradient: the objective reads the
 # pre-activation (logit) instead (Simonyan et al. 2013, sec. 2).
-SQUASHING = frozenset({"softmax", "sigmoid", "log_softmax"})
+SQUASHING = frozenset({"softmax", "sigmoid", "log_softmax", "hard_sigmoid"})
 
 # Activations whose gradient is exactly zero below 0.
 ZERO_GRADIENT = frozenset({"relu", "relu6"})
@@ -153,10 +153,13 @@ def _describe(model: keras.Model, layer) -> LayerInfo | None:
 
 
 def _activation_name(layer) -> str:
+    """The activation's canonical name: TensorFlow's own functions (e.g.
+    tf.nn.softmax, named "softmax_v2") are named as Keras names them."""
     activation = getattr(layer, "activation", None)
     if activation is None:
         return _STANDALONE.get(layer.__class__.__name__, "linear")
-    return getattr(activation, "__name__", str(activation))
+    name = getattr(activation, "__name__", str(activation)).lower()
+    return name.removesuffix("_v2")
 
 
 def _unknown_layer(name: str, known: list[str]) -> str:

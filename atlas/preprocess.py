@@ -161,14 +161,33 @@ class PixelConvention(keras.layers.Layer):
 
 
 def scales_itself(model: keras.Model) -> keras.layers.Layer | None:
-    """The model's first layer when it rescales or normalizes its input."""
+    """The Rescaling or Normalization layer the model's input meets first,
+    past layers that leave pixel values as they are at inference (random
+    augmentation, Resizing, cropping, dropout, noise); None if another kind
+    of layer comes first."""
     for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
         if isinstance(layer, keras.layers.Rescaling | keras.layers.Normalization):
             return layer
-        return None
+        if not _keeps_pixel_values(layer):
+            return None
     return None
+
+
+def _keeps_pixel_values(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, _PASS_THROUGH) or type(layer).__module__.startswith(
+        "keras.src.layers.preprocessing.image_preprocessing"
+    )
+
+
+_PASS_THROUGH = (
+    keras.layers.InputLayer,
+    keras.layers.Identity,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout2D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+)
 
 
 def looks_like_application(model_name: str) -> str | None:

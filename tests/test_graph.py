@@ -11,6 +11,7 @@ from atlas.model import (
     describe_layers,
     feature_model,
     input_spec,
+    layer_output,
     load_model,
     select_layers,
 )
@@ -85,3 +86,25 @@ def test_sequential_with_or_without_input_works_and_unbuilt_says_the_key(tmp_pat
         load_model(tmp_path / "c.keras")
     model = load_model(tmp_path / "c.keras", input_shape=(5, 5, 1))
     assert input_spec(model) == (5, 5, 1)
+
+
+def test_a_nested_model_called_twice_shares_one_twin(tmp_path):
+    """C01: a backbone applied to two inputs is flattened with its layers
+    shared, listed once, read at their first call; the output is the same."""
+    inner_input = keras.Input((8, 8, 1))
+    shared = keras.Model(
+        inner_input, keras.layers.Conv2D(2, 3, name="sc")(inner_input), name="shared"
+    )
+    outer_input = keras.Input((8, 8, 1))
+    left = shared(outer_input)
+    right = shared(keras.layers.Rescaling(-1.0, name="negate")(outer_input))
+    outer = keras.Model(outer_input, keras.layers.Add(name="join")([left, right]))
+    outer.save(tmp_path / "m.keras")
+    model = load_model(tmp_path / "m.keras")
+    names = [info.name for info in describe_layers(model)]
+    assert names.count("shared/sc") == 1
+    x = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(model(x), outer(x), atol=1e-6)
+    info = select_layers(describe_layers(model), ["shared/sc"])[0]
+    first = keras.Model(model.inputs[0], layer_output(model, info))
+    np.testing.assert_allclose(first(x), shared(x), atol=1e-6)

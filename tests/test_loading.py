@@ -140,3 +140,51 @@ def test_rescaling_first_means_raw_pixels_and_mined_values_match(tmp_path):
     assert infer_input_range(model) == (0.0, 255.0)
     plain = _small(keras.Input((5, 5, 1)), keras.layers.Conv2D(2, 3))
     assert infer_input_range(plain) == (0.0, 1.0)
+
+
+def _augmentation():
+    return keras.Sequential(
+        [keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1)],
+        name="augment",
+    )
+
+
+@pytest.mark.parametrize(
+    ("front", "expected"),
+    [
+        (lambda: [_augmentation(), keras.layers.Rescaling(1 / 255)], (0.0, 255.0)),
+        (
+            lambda: [keras.layers.Resizing(6, 6), keras.layers.Rescaling(1 / 255)],
+            (0.0, 255.0),
+        ),
+        (
+            lambda: [keras.layers.Dropout(0.1), keras.layers.Rescaling(1 / 127.5, -1)],
+            (0.0, 255.0),
+        ),
+        (
+            lambda: [keras.layers.Normalization(mean=120.0, variance=3000.0)],
+            (0.0, 255.0),
+        ),
+        (lambda: [keras.layers.Normalization(mean=0.45, variance=0.05)], (0.0, 1.0)),
+        (
+            lambda: [keras.layers.Conv2D(1, 1), keras.layers.Rescaling(1 / 255)],
+            (0.0, 1.0),
+        ),
+    ],
+    ids=[
+        "augment",
+        "resizing",
+        "dropout",
+        "normalize-raw",
+        "normalize-01",
+        "conv-first",
+    ],
+)
+def test_rescaling_behind_augmentation_or_resizing_is_found(tmp_path, front, expected):
+    """C08 for the tutorials' shapes: the scaling layer the input meets first,
+    past layers that keep pixel values at inference, decides the range."""
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), *front(), keras.layers.Conv2D(2, 3, name="c")]
+    )
+    model.save(tmp_path / "m.keras")
+    assert infer_input_range(load_model(tmp_path / "m.keras")) == expected

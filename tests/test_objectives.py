@@ -60,10 +60,22 @@ def test_check_objective_names_the_bad_value():
         check_objective("channel", "video")
 
 
-def test_saturated_softmax_is_climbed_on_its_logits_and_the_model_is_kept():
+@pytest.mark.parametrize(
+    "activation",
+    [
+        "softmax",
+        tf.nn.softmax,
+        tf.math.sigmoid,
+        "hard_sigmoid",
+        keras.activations.softmax,
+    ],
+    ids=["softmax", "tf.nn.softmax", "tf.math.sigmoid", "hard_sigmoid", "keras"],
+)
+def test_saturated_softmax_is_climbed_on_its_logits_and_the_model_is_kept(activation):
+    """C10, for every squashing activation however it is named."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((4,))
-    head = keras.layers.Dense(3, activation="softmax", name="probs")
+    head = keras.layers.Dense(3, activation=activation, name="probs")
     model = keras.Model(inputs, head(inputs))
     head.set_weights([np.eye(4, 3, dtype=np.float32) * 50, np.zeros(3, np.float32)])
     info = select_layers(describe_layers(model), ["probs"])[0]
@@ -71,7 +83,7 @@ def test_saturated_softmax_is_climbed_on_its_logits_and_the_model_is_kept():
 
     x = tf.constant([[1.0, 0.0, 0.0, 0.0]])
     probabilities = model(x).numpy()
-    assert probabilities[0, 0] == pytest.approx(1.0)  # saturated
+    assert probabilities[0, 0] == pytest.approx(1.0)  # saturated (softmax or sigmoid)
     with tf.GradientTape() as tape:
         tape.watch(x)
         saturated = model(x)[:, 0]
@@ -82,5 +94,5 @@ def test_saturated_softmax_is_climbed_on_its_logits_and_the_model_is_kept():
         logits = ascent_model(model, info)(x)
         objective = unit_objectives(layer_objectives(logits, "dense", "channel"), [0])
     np.testing.assert_allclose(tape.gradient(objective, x).numpy(), [[50, 0, 0, 0]])
-    assert head.activation is keras.activations.softmax
+    assert head.activation is keras.activations.get(activation)
     np.testing.assert_array_equal(model(x).numpy(), probabilities)
