@@ -1,11 +1,12 @@
 """The expensive stages of a build, each result kept in the store: one mining
-pass for all layers, then synthesis per layer in chunks of units."""
+pass for all layers (one per distinct top-k and bins), then synthesis per
+layer in chunks of units, each layer with its own settings."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import keras
 import numpy as np
@@ -58,30 +59,52 @@ class Context:
     max_steps: int | None = None
 
 
+def layer_context(ctx: Context, name: str) -> Context:
+    """The context layer `name` is computed in: its own settings, with its
+    [layers.override] keys in place of the global ones."""
+    settings = ctx.settings.for_layer(name)
+    return ctx if settings is ctx.settings else replace(ctx, settings=settings)
+
+
 def mine_layers(ctx: Context, infos: Sequence[LayerInfo]) -> dict[str, Mining]:
-    """Top-k for every layer, from the store or from one pass over the data."""
-    keys = {info.name: _mining_key(ctx, info) for info in infos}
+    """Top-k for every layer, from the store or from one pass over the data
+    per distinct (top-k, bins) among the layers that are not stored."""
+    settings = {info.name: layer_context(ctx, info.name) for info in infos}
+    keys = {info.name: _mining_key(settings[info.name], info) for info in infos}
     cached = {name: ctx.store.load("mining", key) for name, key in keys.items()}
-    todo = [info for info in infos if cached[info.name] is None]
-    if todo:
-        logger.info("mining %d images for %s", len(ctx.dataset), [i.name for i in todo])
-        extractor = feature_model(ctx.model, todo)
-        size = ctx.settings.data.batch_size
-        with progress_bar(len(ctx.dataset), "mining images") as bar:
-            fresh = mine(
-                extractor,
-                todo,
-                ctx.dataset.pipeline(size, scaled=False),
-                k=ctx.settings.mine.top_k,
-                progress=bar.update,
-                bins=ctx.settings.mine.bins,
-                input_range=ctx.dataset.input_range,
-            )
+    groups: dict[tuple[int, int], list[LayerInfo]] = {}
+    for info in infos:
+        if cached[info.name] is None:
+            mine_settings = settings[info.name].settings.mine
+            group = (mine_settings.top_k, mine_settings.bins)
+            groups.setdefault(group, []).append(info)
+    for (k, bins), todo in groups.items():
+        fresh = _mine_pass(ctx, todo, k, bins)
         for info in todo:
             arrays = _mining_arrays(fresh[info.name])
             ctx.store.save("mining", keys[info.name], arrays)
             cached[info.name] = arrays
     return {name: _mining_record(arrays) for name, arrays in cached.items()}
+
+
+def _mine_pass(
+    ctx: Context, todo: list[LayerInfo], k: int, bins: int
+) -> dict[str, Mining]:
+    """One pass over the data for layers that share top-k and bins."""
+    names = [info.name for info in todo]
+    logger.info("mining %d images for %s (top-k %d)", len(ctx.dataset), names, k)
+    extractor = feature_model(ctx.model, todo)
+    size = ctx.settings.data.batch_size
+    with progress_bar(len(ctx.dataset), "mining images") as bar:
+        return mine(
+            extractor,
+            todo,
+            ctx.dataset.pipeline(size, scaled=False),
+            k=k,
+            progress=bar.update,
+            bins=bins,
+            input_range=ctx.dataset.input_range,
+        )
 
 
 def pixel_statistics_of(ctx: Context) -> PixelStatistics:
@@ -113,7 +136,8 @@ def synthesize_layer(
 ) -> dict[str, Synthesis]:
     """Every view of every unit of a layer, by view key in page order: the
     presets of the progression, then the main preset's negative and
-    diversity views."""
+    diversity views, all with the layer's own settings."""
+    ctx = layer_context(ctx, info.name)
     vis = ctx.settings.visualize
     layer_model = ascent_model(ctx.model, info)
     extra = ViewSet(negative=vis.negative, diversity=vis.diversity)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -112,10 +113,20 @@ class DataSettings:
 
 
 @dataclass(config=_STRICT)
+class LayerOverride:
+    """One layer's own [visualize] and [mine] keys; atlas.overrides checks
+    them against those sections, and `Settings.for_layer` applies them."""
+
+    visualize: dict[str, Any] = Field(default_factory=dict)
+    mine: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(config=_STRICT)
 class LayerSettings:
-    """Which layers the atlas covers."""
+    """Which layers the atlas covers, and the settings some of them override."""
 
     names: list[str]
+    override: dict[str, LayerOverride] = Field(default_factory=dict)
 
     @field_validator("names")
     @classmethod
@@ -154,7 +165,7 @@ class VisualizeSettings:
         if value not in PRESETS:
             raise ValueError(
                 f"is not a preset; choose one of {sorted(PRESETS)}"
-                + _did_you_mean(value, PRESETS)
+                + did_you_mean(value, PRESETS)
             )
         return value
 
@@ -167,7 +178,7 @@ class VisualizeSettings:
             if name not in PRESETS:
                 raise ValueError(
                     f"names {name!r}, not a preset; choose from {sorted(PRESETS)}"
-                    + _did_you_mean(name, PRESETS)
+                    + did_you_mean(name, PRESETS)
                 )
         if len(set(value)) != len(value):
             raise ValueError("names a preset twice")
@@ -220,6 +231,18 @@ class Settings:
     output: OutputSettings = Field(default_factory=OutputSettings)
     root: Path = Path(".")
 
+    def for_layer(self, name: str) -> Settings:
+        """The settings layer `name` is built with: its [layers.override]
+        keys replace the global [visualize] and [mine] ones."""
+        override = self.layers.override.get(name)
+        if override is None:
+            return self
+        return replace(
+            self,
+            visualize=replace(self.visualize, **override.visualize),
+            mine=replace(self.mine, **override.mine),
+        )
+
 
 _SECTIONS: dict[str, type] = {
     "site": SiteSettings,
@@ -244,7 +267,9 @@ def load_settings(path: Path | str, output: Path | str | None = None) -> Setting
 
 def parse_settings(raw: dict[str, Any], source: str = "config") -> Settings:
     """Validate a parsed TOML mapping, collecting every problem at once."""
-    problems = _unknown_keys(raw)
+    from atlas.overrides import override_problems
+
+    problems = _unknown_keys(raw) + override_problems(raw)
     try:
         settings = TypeAdapter(Settings).validate_python(
             _without_unknown(raw), strict=False
@@ -275,7 +300,7 @@ def _unknown_keys(raw: dict[str, Any]) -> list[str]:
     for key, value in raw.items():
         if key not in _SECTIONS:
             problems.append(
-                f"[{key}]: unknown section{_did_you_mean(key, _SECTIONS)}; "
+                f"[{key}]: unknown section{did_you_mean(key, _SECTIONS)}; "
                 f"sections are {sorted(_SECTIONS)}"
             )
             continue
@@ -286,18 +311,23 @@ def _unknown_keys(raw: dict[str, Any]) -> list[str]:
         for sub in value:
             if sub not in known:
                 problems.append(
-                    f"{key}.{sub}: unknown key{_did_you_mean(sub, known)}; "
+                    f"{key}.{sub}: unknown key{did_you_mean(sub, known)}; "
                     f"keys of [{key}] are {sorted(known)}"
                 )
     return problems
 
 
 def _without_unknown(raw: dict[str, Any]) -> dict[str, Any]:
+    from atlas.overrides import clean_overrides
+
     clean = {}
     for key, value in raw.items():
         if key in _SECTIONS and isinstance(value, dict):
             known = _SECTIONS[key].__dataclass_fields__
             clean[key] = {k: v for k, v in value.items() if k in known}
+    if "override" in clean.get("layers", {}):
+        # Checked, with their own keys, by atlas.overrides.
+        clean["layers"]["override"] = clean_overrides(clean["layers"]["override"])
     return clean
 
 
@@ -307,7 +337,7 @@ def _describe(err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         where = ".".join(loc)
         return f"{where}: required; add it under [{section}] (see README)"
-    key = _key(loc)
+    key = dotted_key(loc)
     message = err["msg"].removeprefix("Value error, ")
     return (
         f"{key}: {message}; got {err.get('input')!r}. Fix it under [{section}] "
@@ -315,7 +345,7 @@ def _describe(err: dict[str, Any]) -> str:
     )
 
 
-def _key(loc: list[str]) -> str:
+def dotted_key(loc: list[str]) -> str:
     """A dotted key with list positions in brackets: visualize.size[0]."""
     key = ""
     for part in loc:
@@ -326,7 +356,8 @@ def _key(loc: list[str]) -> str:
     return key or "config"
 
 
-def _did_you_mean(word: str, choices: Any) -> str:
+def did_you_mean(word: str, choices: Any) -> str:
+    """A "did you mean" note naming the choice closest to `word`, or ''."""
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -334,8 +365,6 @@ def _did_you_mean(word: str, choices: Any) -> str:
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
     def absolute(p: Path | None) -> Path | None:
         return None if p is None else (base / p).resolve()
-
-    from dataclasses import replace
 
     return replace(
         settings,

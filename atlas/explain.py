@@ -5,19 +5,16 @@ unit's influence on the class logits."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from atlas.attribute import Attributor, heatmap
+from atlas.compute import Context, layer_context
 from atlas.labels import INFLUENCE_IMAGES, feeds_logits, influence, logits_info
 from atlas.progress import progress_bar
 from atlas.receptive import ReceptiveField
 from atlas.records import Box, LayerInfo, Mining
 from atlas.store import cache_key
-
-if TYPE_CHECKING:
-    from atlas.compute import Context
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +35,9 @@ def layer_heatmaps(
     `heatmap_key`: (units, k, height, width) uint8. Each example's map is
     kept only where its box meets the image (`inside_box`), in the top-left
     corner: a late layer's box may be many times the image, all zero past
-    its border. `place_heatmap` puts it back into the whole box."""
+    its border. `place_heatmap` puts it back into the whole box. The
+    methods and top-k are the layer's own (`layer_context`)."""
+    ctx = layer_context(ctx, info.name)
     methods = list(ctx.settings.mine.heatmaps)
     if not methods:
         return {}

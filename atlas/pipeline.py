@@ -16,6 +16,7 @@ import numpy as np
 from atlas.assemble import Evidence, layer_record, quality
 from atlas.compute import (
     Context,
+    layer_context,
     mine_layers,
     pixel_statistics_of,
     synthesize_layer,
@@ -110,9 +111,10 @@ def build(settings: Settings) -> BuildReport:
 def _compute(ctx: Context, infos: list[LayerInfo]) -> list[LayerRecord]:
     minings = mine_layers(ctx, infos)
     statistics = pixel_statistics_of(ctx)
-    vis = ctx.settings.visualize
     records = []
     for info in infos:
+        own = layer_context(ctx, info.name)
+        vis = own.settings.visualize
         presets = ", ".join(vis.views)
         logger.info("layer %s: %d units, presets %s", info.name, info.units, presets)
         views = synthesize_layer(ctx, info, statistics)
@@ -125,9 +127,14 @@ def _compute(ctx: Context, infos: list[LayerInfo]) -> list[LayerRecord]:
             heatmaps=layer_heatmaps(ctx, info, mining, field),
             influence=layer_influence(ctx, info),
         )
+        record = layer_record(
+            info, mining, syntheses, field, ctx.dataset, vis.preset, evidence
+        )
         records.append(
-            layer_record(
-                info, mining, syntheses, field, ctx.dataset, vis.preset, evidence
+            replace(
+                record,
+                settings=_public_settings(own),
+                overrides=_overrides(own.settings, info.name),
             )
         )
     return records
@@ -138,7 +145,7 @@ def _logits_accuracy(ctx: Context, layers: list[LayerRecord]) -> float | None:
     head = _output_layer(ctx, layers)
     if head is None:
         return None
-    preset = ctx.settings.visualize.preset
+    preset = ctx.settings.for_layer(head.info.name).visualize.preset
     low, high = ctx.settings.model.input_range
     images = np.stack([u.images[preset] for u in head.units]).astype(np.float32)
     images = low + images / 255.0 * (high - low)
@@ -216,6 +223,22 @@ def _public_settings(ctx: Context) -> dict:
         "seed": vis.seed,
         "objective": vis.objective,
         "top_k": ctx.settings.mine.top_k,
+    }
+
+
+def _overrides(settings: Settings, name: str) -> dict[str, object]:
+    """A layer's overridden keys ("visualize.preset") with the values it is
+    built with."""
+    override = settings.layers.override.get(name)
+    if override is None:
+        return {}
+    return {
+        f"{section}.{key}": getattr(getattr(settings, section), key)
+        for section, table in (
+            ("visualize", override.visualize),
+            ("mine", override.mine),
+        )
+        for key in table
     }
 
 

@@ -147,6 +147,11 @@ class LayerRecord:
 
     info: LayerInfo
     units: list[UnitRecord]
+    # The settings the layer was built with, as AtlasRecord.settings holds
+    # the global ones, and its [layers.override] keys ("mine.top_k") with
+    # their values; empty for records made without a build.
+    settings: dict[str, object] = field(default_factory=dict)
+    overrides: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

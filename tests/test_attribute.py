@@ -163,6 +163,7 @@ def test_layer_heatmaps_are_cut_at_each_box_and_kept_in_the_store(
     settings = SimpleNamespace(
         mine=SimpleNamespace(heatmaps=("guided",), top_k=2),
         data=SimpleNamespace(batch_size=3),
+        for_layer=lambda name: settings,  # no [layers.override]
     )
     ctx = SimpleNamespace(
         model=model, digest="m", settings=settings, dataset=data, store=Store(tmp_path)

@@ -129,3 +129,108 @@ def test_parse_settings_arbitrary_visualize_tables_never_crash(table):
         assert "problem(s)" in str(exc)
     else:
         assert settings.visualize.chunk > 0
+
+
+def _overriding(**tables) -> dict:
+    raw = _with("layers", names=["conv1", "conv2", "base/conv1"])
+    raw["layers"]["override"] = tables
+    return raw
+
+
+def test_for_layer_applies_only_that_layers_override():
+    raw = _overriding(
+        conv2={
+            "visualize": {"preset": "fourier", "steps": 256, "progression": ["l2"]},
+            "mine": {"top_k": 16},
+        },
+        **{"base/conv1": {"mine": {"bins": 8}}},
+    )
+    raw["visualize"] = {"seed": 7}
+    settings = parse_settings(raw)
+    conv2 = settings.for_layer("conv2")
+    assert conv2.visualize.preset == "fourier"
+    assert conv2.visualize.steps == 256
+    assert conv2.visualize.views == ("fourier", "l2")
+    assert conv2.visualize.seed == 7  # not overridden: the global value
+    assert (conv2.mine.top_k, conv2.mine.bins) == (16, 32)
+    assert settings.for_layer("base/conv1").mine.bins == 8
+    assert settings.for_layer("conv1") == settings
+    assert settings.visualize.preset == "yosinski-3"
+    assert settings.mine.top_k == 9
+
+
+def test_parse_settings_override_unknown_keys_suggest_with_dotted_key():
+    raw = _overriding(conv2={"visualize": {"stpes": 3}, "mien": {"top_k": 2}})
+    with pytest.raises(ConfigError) as info:
+        parse_settings(raw)
+    message = str(info.value)
+    assert "2 problem(s)" in message
+    assert "layers.override.conv2.visualize.stpes: unknown key" in message
+    assert "did you mean 'steps'" in message
+    assert "layers.override.conv2.mien: unknown table" in message
+    assert "did you mean 'mine'" in message
+
+
+def test_parse_settings_override_bad_values_join_the_global_problems():
+    raw = _overriding(
+        conv2={"visualize": {"preset": "fourir"}, "mine": {"top_k": "many"}},
+        **{"base/conv1": {"visualize": {"diversity": 1}}},
+    )
+    raw["mine"] = {"bins": 1}
+    with pytest.raises(ConfigError) as info:
+        parse_settings(raw)
+    message = str(info.value)
+    assert "4 problem(s)" in message
+    assert "layers.override.conv2.visualize.preset: is not a preset" in message
+    assert "did you mean 'fourier'" in message and "got 'fourir'" in message
+    assert "layers.override.conv2.mine.top_k" in message and "'many'" in message
+    assert 'layers.override."base/conv1".visualize.diversity' in message
+    assert "mine.bins" in message and "got 1" in message
+
+
+def test_parse_settings_override_of_a_layer_not_in_names_suggests():
+    raw = _overriding(conv3={"mine": {"top_k": 4}})
+    with pytest.raises(ConfigError) as info:
+        parse_settings(raw)
+    message = str(info.value)
+    assert "1 problem(s)" in message
+    assert "layers.override.conv3: layer 'conv3' is not in layers.names" in message
+    assert "did you mean 'conv2'" in message
+
+
+def test_parse_settings_override_size_is_refused_with_the_fix():
+    raw = _overriding(conv1={"visualize": {"size": [64, 64]}})
+    with pytest.raises(ConfigError, match=r"conv1\.visualize\.size: cannot differ"):
+        parse_settings(raw)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["conv1", "conv2", "conv9", "x/y"]),
+        st.one_of(
+            st.integers(),
+            st.dictionaries(
+                st.sampled_from(["visualize", "mine", "other"]),
+                st.one_of(
+                    st.integers(),
+                    st.dictionaries(
+                        st.sampled_from(["preset", "top_k", "steps", "nope"]),
+                        st.one_of(st.integers(), st.text(max_size=5)),
+                        max_size=3,
+                    ),
+                ),
+                max_size=3,
+            ),
+        ),
+        max_size=3,
+    )
+)
+def test_parse_settings_arbitrary_override_tables_never_crash(override):
+    raw = _overriding(**override)
+    try:
+        settings = parse_settings(raw)
+    except ConfigError as exc:
+        assert "layers.override" in str(exc)
+    else:
+        for name in settings.layers.names:
+            assert settings.for_layer(name).mine.top_k > 0

@@ -135,6 +135,20 @@ def layer_facts(info: LayerInfo) -> tuple[Fact, ...]:
     )
 
 
+def layer_settings_facts(
+    settings: Mapping[str, object], overrides: Mapping[str, object]
+) -> tuple[Fact, ...]:
+    """How a layer was built: its presets, steps and top-k, and the keys of
+    [layers.override] that it sets."""
+    return _present(
+        ("Preset", settings.get("preset")),
+        ("Presets shown", _names(settings.get("progression"))),
+        ("Steps", _steps_text(settings)),
+        ("Top-k examples per unit", _number(settings.get("top_k"))),
+        ("Overrides", _overrides_text(overrides)),
+    )
+
+
 def quality_facts(quality: Mapping[str, object]) -> tuple[Fact, ...]:
     """How well the synthesized image drives its unit, labelled."""
     return _labelled(quality, QUALITY_LABELS)
@@ -279,3 +293,22 @@ def _steps_text(settings: Mapping[str, object]) -> str | None:
         return None
     text = "the preset's own" if steps is None else format_number(steps)
     return f"{text}, capped at {format_number(cap)}" if cap else text
+
+
+def _names(names: object) -> str | None:
+    if not isinstance(names, Sequence) or isinstance(names, str):
+        return None
+    return ", ".join(str(name) for name in names) or None
+
+
+def _overrides_text(overrides: Mapping[str, object]) -> str | None:
+    """The overridden keys as one line: mine.top_k = 16; visualize.preset = l2."""
+    parts = []
+    for key in sorted(overrides):
+        value = overrides[key]
+        if isinstance(value, list | tuple):
+            text = _names(value) or "none"
+        else:
+            text = format_number(value)
+        parts.append(f"{key} = {text}")
+    return "; ".join(parts) or None

@@ -103,6 +103,8 @@ def _layer_fields(layer: LayerRecord, lay: LayerLayout) -> dict[str, object]:
         "unit_count": len(layer.units),
         "sheet": _geometry(lay.sheet),
         "grid_sheet": None if lay.grid is None else _geometry(lay.grid),
+        "settings": json_safe(layer.settings),
+        "overrides": json_safe(layer.overrides),
     }
 
 

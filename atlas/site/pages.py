@@ -21,6 +21,7 @@ from atlas.site.facts import (
     format_number,
     index_facts,
     layer_facts,
+    layer_settings_facts,
     percent,
     shape_text,
     version_facts,
@@ -196,7 +197,8 @@ def layer_page(site: Site, position: int) -> LayerPage:
     return LayerPage(
         frame=frame(site, lay.page, f"Layer {name}", (Link(name, None),)),
         name=name,
-        facts=layer_facts(layer.info),
+        facts=layer_facts(layer.info)
+        + layer_settings_facts(layer.settings, layer.overrides),
         tally=_tally(units),
         logits_note=logits_note(layer),
         cells=cells,

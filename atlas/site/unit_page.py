@@ -9,12 +9,12 @@ class weights) is None or empty here, and the template says why.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from atlas.records import TopKExample, UnitRecord
+from atlas.records import LayerRecord, TopKExample, UnitRecord
 from atlas.site import pictures
 from atlas.site.facts import (
     Fact,
@@ -158,8 +158,8 @@ def unit_page(
         value_name=value_name,
         dead=is_dead(unit),
         inactive=is_inactive(unit),
-        main=_main_view(site, name, unit, files),
-        views=_views(site, name, unit, files),
+        main=_main_view(_presets(site, layer), name, unit, files),
+        views=_views(_presets(site, layer), name, unit, files),
         top=_examples("top", name, unit, unit.top_k, lay, files),
         bottom=_examples("bottom", name, unit, unit.bottom_k, lay, files),
         histogram=_histogram(unit, value_name),
@@ -180,30 +180,41 @@ def method_name(method: str) -> str:
     return METHOD_NAMES.get(method, method)
 
 
+def _presets(site: Site, layer: LayerRecord) -> Sequence[str]:
+    """The presets the layer was built with, else the atlas's."""
+    own = layer.settings.get("progression")
+    return own if isinstance(own, list | tuple) else site.atlas.presets
+
+
 def _main_view(
-    site: Site, layer: str, unit: UnitRecord, files: UnitFiles
+    presets: Sequence[str], layer: str, unit: UnitRecord, files: UnitFiles
 ) -> View | None:
     key = main_view(unit)
     if key is None:
         return None
-    return _view(site, layer, unit, files, key, pictures.LARGE)
+    return _view(presets, layer, unit, files, key, pictures.LARGE)
 
 
 def _views(
-    site: Site, layer: str, unit: UnitRecord, files: UnitFiles
+    presets: Sequence[str], layer: str, unit: UnitRecord, files: UnitFiles
 ) -> tuple[View, ...]:
     """Every view, small, when there is more than the main one."""
     if len(unit.images) < 2:
         return ()
     return tuple(
-        _view(site, layer, unit, files, key, pictures.SMALL) for key in unit.images
+        _view(presets, layer, unit, files, key, pictures.SMALL) for key in unit.images
     )
 
 
 def _view(
-    site: Site, layer: str, unit: UnitRecord, files: UnitFiles, key: str, size: int
+    presets: Sequence[str],
+    layer: str,
+    unit: UnitRecord,
+    files: UnitFiles,
+    key: str,
+    size: int,
 ) -> View:
-    caption = view_caption(key, site.atlas.presets)
+    caption = view_caption(key, presets)
     alt = f"Synthesized image of unit {unit.index} of layer {layer}: {caption}"
     return View(
         key=key,
