@@ -100,7 +100,9 @@ def quality(mining: Mining, synthesis: Synthesis, unit: int) -> dict:
 
     The ratio compares like with like: the image's largest activation over
     positions against the best per-image maximum of the dataset (for a
-    negative view, which drives the unit down, there is none). `layer_max`
+    negative view, which drives the unit down, there is none). The dataset's
+    best and weakest per-image maxima belong to the unit, not the view, so
+    every view carries both where mining kept them. `layer_max`
     is the paper's check that the unit is the most active of its layer on
     the image; `no_structure` flags an image that stayed flat or noise.
     """
@@ -123,7 +125,7 @@ def quality(mining: Mining, synthesis: Synthesis, unit: int) -> dict:
         "final": float(synthesis.final[unit]),
         "peak": peak,
         "dataset_max": best if math.isfinite(best) else None,
-        "dataset_min": _dataset_min(mining, unit) if negative else None,
+        "dataset_min": lowest,
         "ratio": ratio,
         "layer_max": bool(synthesis.layer_max[unit]),
         "dead": dead,
@@ -157,10 +159,9 @@ def stats(mining: Mining, unit: int) -> dict[str, float]:
         "active_fraction": float(mining.active_fraction[unit]),
         "images": float(mining.count),
     }
-    if mining.bottom_values is not None:
-        low = float(mining.bottom_values[unit, 0])
-        if math.isfinite(low):
-            found["min"] = low
+    lowest = _dataset_min(mining, unit)
+    if lowest is not None:
+        found["min"] = lowest
     return found
 
 

@@ -73,7 +73,12 @@ def layer_influence(ctx: Context, info: LayerInfo) -> np.ndarray | None:
     )
     entry = ctx.store.load("influence", key)
     if entry is None:
-        logger.info("influence of %s on the logits of %r", info.name, logits.name)
+        # The output layer is often itself called "logits": name it apart.
+        logger.info(
+            "influence of layer %r on the classes (output layer %r)",
+            info.name,
+            logits.name,
+        )
         count = min(len(ctx.dataset), INFLUENCE_IMAGES)
         picks = np.linspace(0, len(ctx.dataset) - 1, count).round().astype(int)
         size = ctx.settings.data.batch_size

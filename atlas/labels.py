@@ -118,6 +118,20 @@ def class_names(names: Sequence[str] | None, count: int) -> list[str]:
     return [str(index) for index in range(count)]
 
 
+def dataset_classes(
+    names: Sequence[str] | None, labels: Sequence[str | None]
+) -> list[str] | None:
+    """The dataset's classes, for the manifest: the names it gives, else
+    its distinct labels (whole numbers by value, then others by name), or
+    None when it has no labels."""
+    if names is not None:
+        return [str(name) for name in names]
+    found = {label for label in labels if label is not None}
+    if not found:
+        return None
+    return sorted(found, key=_class_order)
+
+
 def logits_info(model: keras.Model) -> LayerInfo | None:
     """The output layer, when the model has one dense output of class scores."""
     if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
@@ -170,6 +184,12 @@ def influence(
         total += step(tf.convert_to_tensor(batch, tf.float32)).numpy().T
         count += len(batch)
     return (total / max(count, 1)).astype(np.float32)
+
+
+def _class_order(label: str) -> tuple[bool, int, str]:
+    """Labels "2" before "10", and numbers before names."""
+    number = label.isdigit()
+    return (not number, int(label) if number else 0, label)
 
 
 def _influence_step(graph: keras.Model, target, units: int):

@@ -25,6 +25,7 @@ from atlas.config import Settings
 from atlas.data import open_dataset
 from atlas.errors import ConfigError
 from atlas.explain import layer_heatmaps, layer_influence
+from atlas.labels import dataset_classes
 from atlas.loading import infer_input_range, open_model, pixel_convention
 from atlas.model import (
     describe_layers,
@@ -194,6 +195,7 @@ def _atlas_record(ctx, layers, all_layers, accuracy) -> AtlasRecord:
             "kind": ctx.dataset.kind,
             "images": len(ctx.dataset),
             "skipped": len(ctx.dataset.skipped),
+            "class_names": dataset_classes(ctx.dataset.class_names, ctx.dataset.labels),
         },
         layers=layers,
         all_layers=all_layers,
@@ -223,6 +225,8 @@ def _public_settings(ctx: Context) -> dict:
         "seed": vis.seed,
         "objective": vis.objective,
         "top_k": ctx.settings.mine.top_k,
+        "bins": ctx.settings.mine.bins,
+        "heatmaps": list(ctx.settings.mine.heatmaps),
     }
 
 

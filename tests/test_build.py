@@ -63,6 +63,20 @@ def test_build_writes_index_layer_and_unit_pages(built):
             assert len(unit["top_k"]) == 5
 
 
+def test_build_manifest_records_mining_settings_and_classes(built):
+    manifest = json.loads((built / "manifest.json").read_text())
+    settings, data = manifest["settings"], manifest["data"]
+    assert (settings["top_k"], settings["bins"]) == (5, 32)
+    assert settings["heatmaps"] == ["deconvnet", "guided"]
+    assert data == {
+        "file": "data.npz",
+        "kind": "array",
+        "images": 40,
+        "skipped": 0,
+        "class_names": ["zero", "one", "two"],
+    }
+
+
 def test_build_every_link_and_image_resolves(built):
     assert broken_links(built) == []
 

@@ -67,6 +67,14 @@ def test_stats_facts_counts_and_fractions():
     assert [f.value for f in stats_facts(stats)] == ["0.5", "12.3%", "1,797"]
 
 
+def test_stats_facts_label_the_dataset_minimum():
+    stats = {"max": 2.0, "min": -0.25}
+    assert [(f.label, f.value) for f in stats_facts(stats)] == [
+        ("Largest per-image maximum", "2"),
+        ("Smallest per-image maximum", "-0.25"),
+    ]
+
+
 def test_layer_facts_name_class_shape_units():
     info = LayerInfo("fc", "Dense", (None, 1500), 1500, "dense", "relu")
     assert [(f.label, f.value) for f in layer_facts(info)] == [

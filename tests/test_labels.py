@@ -12,6 +12,7 @@ from atlas.assemble import Evidence, layer_record
 from atlas.data import open_dataset
 from atlas.labels import (
     class_weights,
+    dataset_classes,
     dataset_shares,
     dominant_label,
     feeds_logits,
@@ -23,6 +24,19 @@ from atlas.mine import mine
 from atlas.model import describe_layers, feature_model, select_layers
 from atlas.receptive import receptive_field
 from atlas.records import ClassWeight, Synthesis
+
+
+@pytest.mark.parametrize(
+    "names, labels, expected",
+    [
+        (["cat", "dog", "owl"], ["dog", "cat"], ["cat", "dog", "owl"]),
+        (None, ["10", "2", None, "2", "0"], ["0", "2", "10"]),
+        (None, ["b", "3", "a"], ["3", "a", "b"]),
+        (None, [None, None], None),
+    ],
+)
+def test_dataset_classes_names_else_distinct_labels(names, labels, expected):
+    assert dataset_classes(names, labels) == expected
 
 
 def test_label_counts_most_common_first_then_by_name():

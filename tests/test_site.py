@@ -16,7 +16,7 @@ from atlas.errors import BuildError
 from atlas.records import AtlasRecord, LayerRecord, UnitRecord
 from atlas.site import SiteSummary, render_site
 from atlas.site.facts import format_number
-from tests.helpers import broken_links
+from tests.helpers import broken_links, page_links
 from tests.site_records import (
     HOSTILE_LABEL,
     HOSTILE_NAME,
@@ -112,6 +112,30 @@ def test_render_site_again_removes_only_its_own_stale_files(tmp_path):
 
 def test_render_site_every_link_resolves(site):
     assert broken_links(site) == []
+
+
+def test_render_site_static_holds_exactly_what_pages_link(site):
+    linked = {
+        (page.parent / link).resolve()
+        for page in all_pages(site)
+        for link in page_links(page)
+        if "static/" in link
+    }
+    published = {p.resolve() for p in (site / "static").rglob("*") if p.is_file()}
+    assert published == linked
+    assert {p.name for p in published} == {"atlas.js", "favicon.svg", "style.css"}
+
+
+def test_render_site_missing_static_file_names_it(tmp_path):
+    templates = tmp_path / "templates"
+    for path in TEMPLATES.rglob("*"):
+        if path.is_file() and path.name != "atlas.js":
+            target = templates / path.relative_to(TEMPLATES)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    (tmp_path / "out").mkdir()
+    with pytest.raises(BuildError, match=r"link to 'static/atlas.js'"):
+        render_site(small_atlas(), tmp_path / "out", templates)
 
 
 def test_render_site_same_record_twice_is_byte_identical(tmp_path):

@@ -3,13 +3,16 @@ budget, and the quality figures every view gets."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
-from atlas.assemble import NO_STRUCTURE_LEVELS, quality
+from atlas.assemble import NO_STRUCTURE_LEVELS, quality, stats
 from atlas.errors import ConfigError
 from atlas.records import Mining, Synthesis
+from atlas.site.facts import QUALITY_LABELS, STATS_LABELS
 from atlas.visualize import ViewSet, chunk_size
 from atlas.visualize.views import BYTES_PER_ACTIVATION, VIEW_STRIDE, activation_values
 
@@ -111,3 +114,24 @@ def test_quality_of_a_negative_view_has_no_ratio_but_the_dataset_minimum():
     assert negative["view"] == "negative" and negative["ratio"] is None
     assert negative["dataset_min"] == pytest.approx(-1.5)
     assert not negative["low"]
+
+
+def test_quality_of_every_view_carries_the_dataset_minimum():
+    mining = _mining(4.0, weakest=-1.5)
+    for view in ("fourier", "negative"):
+        found = quality(mining, _synthesis(view, 3.0, 30.0), 0)
+        assert found["dataset_min"] == pytest.approx(-1.5)
+        assert found["dataset_min"] == stats(mining, 0)["min"]
+
+
+def test_quality_without_a_bottom_k_has_no_dataset_minimum():
+    mining = dataclasses.replace(_mining(4.0), bottom_values=None)
+    found = quality(mining, _synthesis("fourier", 3.0, 30.0), 0)
+    assert found["dataset_min"] is None and "min" not in stats(mining, 0)
+
+
+def test_every_figure_of_a_unit_has_a_label():
+    mining = _mining(4.0, weakest=-1.5)
+    found = quality(mining, _synthesis("fourier", 3.0, 30.0), 0)
+    assert set(found) <= set(QUALITY_LABELS)
+    assert set(stats(mining, 0)) <= set(STATS_LABELS)

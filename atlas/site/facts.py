@@ -39,6 +39,7 @@ QUALITY_LABELS = {
 STATS_LABELS = {
     "mean": "Mean of per-image maxima",
     "max": "Largest per-image maximum",
+    "min": "Smallest per-image maximum",
     "active_fraction": "Images where it is active (above 0)",
     "images": "Images seen",
 }

@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from atlas.errors import BuildError
 from atlas.records import AtlasRecord, UnitRecord
 from atlas.site import images, pages, sheets
+from atlas.site.assets import STATIC, StaticAssets
 from atlas.site.facts import format_number
 from atlas.site.layout import LayerLayout, UnitFiles, plan_layout
 from atlas.site.manifest import build_manifest, json_bytes, layer_document
@@ -27,7 +28,6 @@ from atlas.site.unit_page import unit_pages
 from atlas.site.writer import SiteSummary, SiteWriter
 
 TEMPLATES = ("base.html", "macros.html", "index.html", "layer.html", "unit.html")
-STATIC = "static"
 # Static hosts cap a deployment at 4,000 to 20,000 files (C17).
 WARN_FILES = 20_000
 
@@ -51,13 +51,15 @@ def render_site(
     site = pages.Site(atlas, plan_layout(atlas), normalize_base_url(base_url))
     images.check_atlas(atlas)
     writer = SiteWriter(output)
+    assets = StaticAssets()
 
-    _copy_static(Path(templates) / STATIC, writer)
     index = pages.index_page(site)
-    writer.write_page(INDEX, _render(environment, "index.html", index))
+    _write_page(writer, assets, INDEX, _render(environment, "index.html", index))
     listed = [INDEX]
     for position in range(len(atlas.layers)):
-        listed += _write_layer(environment, site, position, writer)
+        listed += _write_layer(environment, site, position, writer, assets)
+    # Only what the pages link: the live probe's files stay out.
+    assets.copy(Path(templates) / STATIC, writer)
     writer.write(SEARCH_INDEX, search_index(atlas, site.layout))
     manifest = build_manifest(atlas, site.layout, site.base_url)
     writer.write(MANIFEST, json_bytes(manifest))
@@ -101,19 +103,19 @@ def _render(environment: Environment, template: str, page: object) -> bytes:
     return html.encode("utf-8")
 
 
-def _copy_static(folder: Path, writer: SiteWriter) -> None:
-    if not folder.is_dir():
-        raise BuildError(
-            f"the templates folder has no {STATIC}/ at {str(folder)!r}; "
-            "expected the stylesheet and script there; restore templates/static/"
-        )
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
-        writer.write(f"{STATIC}/{relative}", path.read_bytes())
+def _write_page(
+    writer: SiteWriter, assets: StaticAssets, path: str, html: bytes
+) -> None:
+    writer.write_page(path, html)
+    assets.add_page(path, html)
 
 
 def _write_layer(
-    environment: Environment, site: pages.Site, position: int, writer: SiteWriter
+    environment: Environment,
+    site: pages.Site,
+    position: int,
+    writer: SiteWriter,
+    assets: StaticAssets,
 ) -> list[str]:
     """Write a layer's images, unit pages, page and data; return its pages."""
     started = time.perf_counter()
@@ -123,10 +125,11 @@ def _write_layer(
     for unit, page in unit_pages(site, position):
         files = lay.files(unit)
         _write_unit_images(unit, lay, files, writer)
-        writer.write_page(files.page, _render(environment, "unit.html", page))
+        html = _render(environment, "unit.html", page)
+        _write_page(writer, assets, files.page, html)
         written.append(files.page)
     page = pages.layer_page(site, position)
-    writer.write_page(lay.page, _render(environment, "layer.html", page))
+    _write_page(writer, assets, lay.page, _render(environment, "layer.html", page))
     writer.write(lay.data, json_bytes(layer_document(layer, lay)))
     logger.info(
         "rendered layer %s: %d units in %.1f s",
