@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from atlas.errors import ModelError
+from atlas.errors import ConfigError, ModelError
 from atlas.model import ascent_model, describe_layers, layer_output, select_layers
 from atlas.records import LayerInfo
 from atlas.visualize import (
@@ -299,3 +299,40 @@ def test_sequence_models_fail_before_any_work():
             canvas=(16, 1, 2),
             input_range=(0.0, 1.0),
         )
+
+
+def _conv_pool_conv():
+    inputs = keras.Input((None, None, 3))
+    hidden = keras.layers.Conv2D(4, 3, name="c")(inputs)
+    hidden = keras.layers.MaxPooling2D(2)(hidden)
+    return keras.Model(inputs, keras.layers.Conv2D(3, 3, name="c2")(hidden))
+
+
+def test_canvas_too_small_names_visualize_size_and_the_smallest_that_works():
+    """C03: a 7x7 canvas into conv 3, pool 2, conv 3 leaves nothing for c2;
+    the error names visualize.size, the value and 8x8, the smallest that
+    works, before any ascent step is compiled."""
+    model = _conv_pool_conv()
+    info = select_layers(describe_layers(model), ["c2"])[0]
+    layer_model = ascent_model(model, info)
+    with pytest.raises(ConfigError, match=r"visualize.size = \[7, 7\].*\[8, 8\]"):
+        synthesize(
+            layer_model,
+            info,
+            [0],
+            PRESETS["none"],
+            canvas=(7, 7, 3),
+            input_range=(0.0, 1.0),
+            steps=2,
+        )
+    assert tracing_count(layer_model) == 0
+    result = synthesize(
+        layer_model,
+        info,
+        [0],
+        PRESETS["none"],
+        canvas=(8, 8, 3),
+        input_range=(0.0, 1.0),
+        steps=2,
+    )
+    assert result.images.shape == (1, 8, 8, 3)

@@ -191,3 +191,29 @@ def test_quality_calls_a_negative_logit_alive_and_a_zero_relu_dead():
     assert quality(mining(-45.2, -80.0), image(-0.4), 0)["dead"] is False
     assert quality(mining(0.0, 0.0), image(0.0), 0)["dead"] is True
     assert quality(mining(0.0, 0.0), image(0.7), 0)["dead"] is False
+
+
+def test_build_canvas_too_small_stops_before_mining(tmp_path, capsys):
+    """C03: visualize.size too small for conv, pool, conv is one clear
+    error naming the key, the value and the smallest size, before the
+    data is mined or the output written."""
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    hidden = keras.layers.Conv2D(4, 3, name="c")(inputs)
+    hidden = keras.layers.MaxPooling2D(2)(hidden)
+    keras.Model(inputs, keras.layers.Conv2D(3, 3, name="c2")(hidden)).save(
+        tmp_path / "m.keras"
+    )
+    np.save(tmp_path / "d.npy", np.zeros((4, 12, 12, 3), np.uint8))
+    (tmp_path / "site_config.toml").write_text(
+        '[model]\npath = "m.keras"\ninput_shape = [12, 12, 3]\n'
+        '[data]\npath = "d.npy"\n[layers]\nnames = ["c", "c2"]\n'
+        "[visualize]\nsize = [7, 7]\n"
+    )
+    code = main(["build", "--config", str(tmp_path / "site_config.toml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "visualize.size = [7, 7] is too small for layers 'c', 'c2'" in err
+    assert "at least [8, 8]" in err and "Traceback" not in err
+    assert not (tmp_path / "output").exists()
