@@ -217,3 +217,59 @@ def test_build_canvas_too_small_stops_before_mining(tmp_path, capsys):
     assert "visualize.size = [7, 7] is too small for layers 'c', 'c2'" in err
     assert "at least [8, 8]" in err and "Traceback" not in err
     assert not (tmp_path / "output").exists()
+
+
+def test_build_under_mixed_float16_writes_uint8_pngs_and_keeps_the_policy(
+    tmp_path, monkeypatch
+):
+    """C09: under the mixed_float16 policy a build writes 8-bit PNGs of
+    finite images, and the user's policy is the same afterwards, also
+    when the run raises."""
+    import keras
+    from PIL import Image
+
+    import atlas.compute
+
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "6")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = digits_like_model()
+        assert model.get_layer("c1").compute_dtype == "float16"
+        model.save(tmp_path / "tiny.keras")
+        np.savez(tmp_path / "data.npz", **random_digits(count=16))
+        config = tmp_path / "site_config.toml"
+        config.write_text(
+            '[model]\npath = "tiny.keras"\n[data]\npath = "data.npz"\n'
+            '[layers]\nnames = ["c2", "fc"]\n'
+            '[visualize]\npreset = "fourier"\nprogression = ["none"]\n'
+            "[mine]\ntop_k = 2\n"
+        )
+        assert main(["build", "--config", str(config)]) == 0
+        policy_after_build = keras.mixed_precision.global_policy().name
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("a failure in the middle of the build")
+
+        monkeypatch.setattr(atlas.compute, "synthesize", broken)
+        failed = main(
+            ["build", "--config", str(config), "--output", str(tmp_path / "o2")]
+        )
+        policy_after_failure = keras.mixed_precision.global_policy().name
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert policy_after_build == policy_after_failure == "mixed_float16"
+    assert failed == 1
+
+    output = tmp_path / "output"
+    manifest = json.loads((output / "manifest.json").read_text())
+    units = [
+        unit for layer in manifest["layers"] for unit in layer_units(output, layer)
+    ]
+    assert len(units) == 6 + 5
+    for unit in units:
+        assert np.isfinite(unit["quality"]["final"])
+        for path in [*unit["images"].values(), unit["sheets"]["top"]]:
+            with Image.open(output / path) as image:
+                pixels = np.asarray(image)
+            assert image.format == "PNG" and pixels.dtype == np.uint8
+            assert pixels.std() > 0  # not a blank (NaN-cast) image
