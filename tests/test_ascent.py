@@ -336,3 +336,49 @@ def test_canvas_too_small_names_visualize_size_and_the_smallest_that_works():
         steps=2,
     )
     assert result.images.shape == (1, 8, 8, 3)
+
+
+def test_four_channel_build_decorrelates_by_the_data_covariance(tmp_path, monkeypatch):
+    """C05: a 4-channel model's ascent mixes colours by the data's own
+    covariance: the matrix M used is not the identity, and M M^T is the
+    covariance of the data's pixels (up to M's scale)."""
+    from atlas.cli import main
+    from atlas.visualize import ascent, colour
+
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((6, 6, 4))
+    keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c")(inputs)).save(
+        tmp_path / "m.keras"
+    )
+    rng = np.random.default_rng(6)
+    base = rng.integers(0, 256, (10, 6, 6, 1))
+    other = rng.integers(0, 256, (10, 6, 6, 1))
+    pixels = np.concatenate([base, base // 2 + 60, 255 - base, other], axis=-1)
+    np.save(tmp_path / "d.npy", pixels.astype(np.uint8))
+    (tmp_path / "site_config.toml").write_text(
+        '[model]\npath = "m.keras"\ninput_range = [0.0, 1.0]\n'
+        '[data]\npath = "d.npy"\n[layers]\nnames = ["c"]\n'
+        '[visualize]\npreset = "fourier"\nprogression = []\n'
+        "[mine]\ntop_k = 1\nheatmaps = []\n"
+    )
+    used = []
+    real = colour.decorrelation_matrix
+
+    def spy(covariance, channels):
+        matrix = real(covariance, channels)
+        used.append(matrix)
+        return matrix
+
+    monkeypatch.setattr(ascent.colours, "decorrelation_matrix", spy)
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "2")
+    assert main(["build", "--config", str(tmp_path / "site_config.toml")]) == 0
+
+    assert used and all(np.array_equal(m, used[0]) for m in used)
+    matrix = used[0].astype(np.float64)
+    assert matrix.shape == (4, 4)
+    assert not np.allclose(matrix, np.eye(4), atol=0.05)
+    flat = (pixels / 255.0).reshape(-1, 4)
+    data_covariance = np.cov(flat, rowvar=False, bias=True)
+    mixed = matrix @ matrix.T
+    scale = data_covariance[0, 0] / mixed[0, 0]
+    np.testing.assert_allclose(mixed * scale, data_covariance, atol=1e-5)

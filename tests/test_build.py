@@ -273,3 +273,22 @@ def test_build_under_mixed_float16_writes_uint8_pngs_and_keeps_the_policy(
                 pixels = np.asarray(image)
             assert image.format == "PNG" and pixels.dtype == np.uint8
             assert pixels.std() > 0  # not a blank (NaN-cast) image
+
+
+def test_build_of_a_gray_model_writes_8_bit_grayscale_pngs(built):
+    """C05: a 1-channel model's synthesized images, thumbnails and top-k
+    sheets (the crops) are 8-bit grayscale, not RGB."""
+    from PIL import Image
+
+    manifest = json.loads((built / "manifest.json").read_text())
+    files = set()
+    for layer in manifest["layers"]:
+        for unit in layer_units(built, layer):
+            files.update(unit["images"].values())
+            files.update(v for v in unit["thumbnails"].values() if v)
+            files.update(v for v in unit["sheets"].values() if v)
+    assert len(files) > 3 * 18 and any("top" in f for f in files)
+    for path in sorted(files):
+        with Image.open(built / path) as image:
+            assert (path, image.format) == (path, "PNG")
+            assert (path, image.mode) in ((path, "L"), (path, "LA"))
