@@ -20,6 +20,7 @@ from atlas.data_folder import (
     fit_array,
     read_image,
     scan_folder,
+    to_8_bit,
 )
 from atlas.errors import DataError
 
@@ -198,6 +199,8 @@ def _open_array(path: Path, shape, input_range, resize: str, limit: int) -> Data
     count = min(len(array), limit) if limit else len(array)
     _plan_channels(array.shape[-1], shape[2], str(path))
     _warn_float_range(array, input_range)
+    if array.dtype == np.uint16:
+        _log_deep(path, len(array))
     if array.shape[1:3] != tuple(shape[:2]):
         logger.info(
             "%s: resizing %dx%d images to the model's %dx%d (data.resize = %r)",
@@ -235,14 +238,19 @@ def _check_array(array: ArrayFile, shape) -> None:
 
 
 def _as_pixels(rows: np.ndarray, path: Path) -> np.ndarray:
-    """uint8 and float rows as they are; other integers must be 8-bit values."""
+    """uint8 and float rows as they are; uint16 rows are 16-bit pixels,
+    reduced to 8 bits like 16-bit image files; other integers must be
+    8-bit values."""
     if rows.dtype == np.uint8 or rows.dtype.kind == "f":
         return rows
+    if rows.dtype == np.uint16:
+        return to_8_bit(rows)
     if rows.dtype == np.bool_ or rows.min(initial=0) < 0 or rows.max(initial=0) > 255:
         raise DataError(
             f"'{path}' holds {rows.dtype} images with values from "
-            f"{rows.min()} to {rows.max()}; integer images must be 0-255 pixels. "
-            f"Save uint8 pixels, or floats already in model.input_range."
+            f"{rows.min()} to {rows.max()}; integer images must be 0-255 pixels "
+            f"(or uint16 for 16-bit pixels). Save uint8 or uint16 pixels, or "
+            f"floats already in model.input_range."
         )
     return rows.astype(np.uint8)
 
@@ -293,6 +301,14 @@ def _warn_float_range(array: ArrayFile, input_range) -> None:
         )
 
 
+def _log_deep(path: Path, count: int) -> None:
+    logger.info(
+        "%s: reducing %d 16-bit image(s) to 8 bits (value / 257, rounded)",
+        path,
+        count,
+    )
+
+
 def _label_names(labels, names, count: int) -> list[str | None]:
     if labels is None:
         return [None] * count
@@ -320,6 +336,8 @@ def _open_folder(path: Path, shape, input_range, resize: str, limit: int) -> Dat
             f"data.path needs JPEG, PNG, WebP or BMP files, optionally in class "
             f"sub-folders."
         )
+    if folder.deep:
+        _log_deep(path, folder.deep)
     if shape[2] == 1 and folder.colour:
         logger.info(
             "%s: converting %d colour image(s) to grayscale for the model",

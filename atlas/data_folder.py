@@ -17,7 +17,11 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
-GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+# Pillow's modes for 16-bit grayscale PNGs ("I" in older Pillow versions).
+DEEP_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+GRAY_MODES = frozenset({"1", "L", "LA", "F"}) | DEEP_MODES
+# 16-bit pixels map to 8 bits by the full range: 65535 / 257 = 255.
+DEEP_TO_8_BIT = 257
 # Files checked at once: decoding releases the GIL, so threads overlap.
 CHECK_WORKERS = min(8, os.cpu_count() or 1)
 CHECK_CHUNK = 256
@@ -49,6 +53,7 @@ class Folder:
     class_names: list[str] | None
     skipped: list[Skipped]
     colour: int  # readable images stored in colour
+    deep: int = 0  # readable images with 16-bit pixels
 
 
 def scan_folder(root: Path, limit: int = 0) -> Folder:
@@ -63,11 +68,12 @@ def scan_folder(root: Path, limit: int = 0) -> Folder:
         key=lambda p: p.relative_to(root).as_posix(),
     )
     files = [p for p in files if p.is_file()]
-    good, skipped, colour = [], [], 0
+    good, skipped, colour, deep = [], [], 0, 0
     for file, (reason, mode) in _checked(files, limit):
         if reason is None:
             good.append(file)
             colour += mode not in GRAY_MODES
+            deep += mode in DEEP_MODES
             continue
         logger.warning("skipping %s: %s", file, reason)
         skipped.append(Skipped(file.relative_to(root).as_posix(), reason))
@@ -79,6 +85,7 @@ def scan_folder(root: Path, limit: int = 0) -> Folder:
         class_names=classes or None,
         skipped=skipped,
         colour=colour,
+        deep=deep,
     )
 
 
@@ -94,11 +101,25 @@ def check_image(file: Path) -> tuple[str | None, str]:
 
 
 def read_image(path: Path, shape: Sequence[int], resize: str) -> np.ndarray:
-    """An image file as uint8 (height, width, channels) of the model input."""
+    """An image file as uint8 (height, width, channels) of the model input;
+    16-bit pixels are reduced to 8 bits first (`to_8_bit`)."""
     channels = shape[2]
     with Image.open(path) as image:
+        if image.mode in DEEP_MODES:
+            image = Image.fromarray(to_8_bit(np.asarray(image)))
         image = image.convert(PIL_MODES[channels])
         return fit_image(image, shape, resize)
+
+
+def to_8_bit(pixels: np.ndarray) -> np.ndarray:
+    """16-bit pixels as uint8 by the full 16-bit range: value / 257,
+    rounded, so 0 stays black and 65535 becomes 255.
+
+    Pillow's own conversion of a 16-bit image clips every value above 255
+    to white instead.
+    """
+    scaled = np.rint(pixels.astype(np.float64) / DEEP_TO_8_BIT)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
 def fit_image(image: Image.Image, shape: Sequence[int], resize: str) -> np.ndarray:

@@ -199,7 +199,7 @@ def _influence_step(graph: keras.Model, target, units: int):
         call = inference(op)
         if op is not target:
             return call
-        return lambda *args, **kwargs: call(*args, **kwargs) + shift
+        return lambda *args, **kwargs: _plus(call(*args, **kwargs), shift)
 
     shift = tf.Variable(tf.zeros([units]), trainable=False)
 
@@ -207,7 +207,13 @@ def _influence_step(graph: keras.Model, target, units: int):
         with tf.GradientTape() as tape:
             tape.watch(shift)
             logits = graph._run_through_graph(images, operation_fn=shifted)
-            summed = tf.reduce_sum(logits, axis=0)
+            summed = tf.reduce_sum(tf.cast(logits, tf.float32), axis=0)
         return tape.jacobian(summed, shift)
 
     return tf.function(step, autograph=False, reduce_retracing=True)
+
+
+def _plus(output: tf.Tensor, shift: tf.Variable) -> tf.Tensor:
+    """The unit map shifted, in the layer's own dtype: float16 under a
+    mixed_float16 policy, where adding the float32 shift would fail."""
+    return output + tf.cast(shift, output.dtype)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import json
 import logging
 import re
 import sys
@@ -156,11 +157,13 @@ def _load_failure(path: Path, exc: Exception) -> str:
     kwarg = _UNKNOWN_KWARG.search(text)
     if kwarg:
         layer, name = kwarg.groups()
+        named = _layers_with(_saved_config(path), layer, name)
+        which = f" ({', '.join(repr(n) for n in named)})" if named else ""
         return (
-            f"'{path}' was saved by an older Keras: its {layer} layers carry "
-            f"the argument {name!r}, which Keras 3 does not accept. Load it "
-            "with the Keras that saved it and re-save it as .keras, or remove "
-            f"{name!r} from those layers' config."
+            f"'{path}' was saved by an older Keras: its {layer} layers{which} "
+            f"carry the argument {name!r}, which Keras 3 does not accept. Load "
+            "it with the Keras that saved it and re-save it as .keras, or "
+            f"remove {name!r} from those layers' config."
         )
     if "Unknown layer" in text or "Could not locate" in text:
         return (
@@ -172,6 +175,38 @@ def _load_failure(path: Path, exc: Exception) -> str:
         f"{text.splitlines()[0] if text else ''} Check that the file is a "
         "complete Keras model (re-save it with model.save('model.keras'))."
     )
+
+
+def _saved_config(path: Path) -> dict | None:
+    """The model config stored in a .keras or .h5 file, or None if unread."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as file:
+            text = file.attrs["model_config"]
+        return json.loads(text.decode() if isinstance(text, bytes) else text)
+    except (OSError, KeyError, ValueError, ImportError):
+        return None
+
+
+def _layers_with(config, class_name: str, kwarg: str) -> list[str]:
+    """Names of the `class_name` layers whose config carries `kwarg`, found
+    anywhere in a saved model config (sub-models included)."""
+    found = []
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if config.get("class_name") == class_name and isinstance(inner, dict):
+            if kwarg in inner:
+                found.append(str(inner.get("name", "?")))
+        for value in config.values():
+            found.extend(_layers_with(value, class_name, kwarg))
+    elif isinstance(config, list):
+        for value in config:
+            found.extend(_layers_with(value, class_name, kwarg))
+    return list(dict.fromkeys(found))
 
 
 def _builder(name: str):

@@ -49,12 +49,25 @@ def input_spec(model: keras.Model, input_shape: Sequence[int] | None = None):
 
 
 def describe_layers(model: keras.Model) -> list[LayerInfo]:
-    """Every layer whose output has units: rank 4 (conv) or rank 2 (dense)."""
-    infos = []
+    """Every layer whose output has units: rank 4 (conv) or rank 2 (dense).
+
+    Layers of another output rank (a Conv1D after a Reshape: rank 3) are
+    left out, and the log names them, so that none vanishes unsaid.
+    """
+    infos, left_out = [], []
     for layer in model.layers:
         info = _describe(model, layer)
         if info is not None:
             infos.append(info)
+        elif (rank := _output_rank(layer)) is not None and rank not in (2, 4):
+            left_out.append(f"{qualified_name(model, layer)} (rank {rank})")
+    if left_out:
+        logger.info(
+            "left out %d layer(s) whose output is not an image map (rank 4) "
+            "or a vector (rank 2): %s",
+            len(left_out),
+            ", ".join(left_out),
+        )
     return infos
 
 
@@ -150,6 +163,15 @@ def _describe(model: keras.Model, layer) -> LayerInfo | None:
         activation=activation,
         uses_logits=activation in SQUASHING,
     )
+
+
+def _output_rank(layer) -> int | None:
+    if layer.__class__.__name__ in _SKIPPED_CLASSES:
+        return None
+    try:
+        return len(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
 
 
 def _activation_name(layer) -> str:

@@ -29,6 +29,7 @@ from atlas.labels import dataset_classes
 from atlas.loading import infer_input_range, open_model, pixel_convention
 from atlas.model import (
     describe_layers,
+    feature_model,
     input_spec,
     select_layers,
     weights_digest,
@@ -38,6 +39,7 @@ from atlas.receptive import receptive_field
 from atlas.records import AtlasRecord, LayerInfo, LayerRecord
 from atlas.site import render_site
 from atlas.store import CACHE_DIR, Store
+from atlas.visualize.canvas import check_canvas
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,10 @@ def build(settings: Settings) -> BuildReport:
     shape = input_spec(model, settings.model.input_shape)
     all_layers = describe_layers(model)
     infos = select_layers(all_layers, settings.layers.names)
+    canvas = _canvas(settings, shape)
+    if settings.visualize.size:
+        names = ", ".join(repr(info.name) for info in infos)
+        check_canvas(feature_model(model, infos), canvas, f"layers {names}")
     dataset = open_dataset(
         settings.data.path,
         shape,
@@ -85,7 +91,7 @@ def build(settings: Settings) -> BuildReport:
         settings=settings,
         dataset=dataset,
         store=Store(output / CACHE_DIR),
-        canvas=_canvas(settings, shape),
+        canvas=canvas,
         pixel_mean=dataset.channel_mean(),
         max_steps=max_steps,
     )

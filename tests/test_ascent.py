@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from atlas.errors import ModelError
+from atlas.errors import ConfigError, ModelError
 from atlas.model import ascent_model, describe_layers, layer_output, select_layers
 from atlas.records import LayerInfo
 from atlas.visualize import (
@@ -299,3 +299,86 @@ def test_sequence_models_fail_before_any_work():
             canvas=(16, 1, 2),
             input_range=(0.0, 1.0),
         )
+
+
+def _conv_pool_conv():
+    inputs = keras.Input((None, None, 3))
+    hidden = keras.layers.Conv2D(4, 3, name="c")(inputs)
+    hidden = keras.layers.MaxPooling2D(2)(hidden)
+    return keras.Model(inputs, keras.layers.Conv2D(3, 3, name="c2")(hidden))
+
+
+def test_canvas_too_small_names_visualize_size_and_the_smallest_that_works():
+    """C03: a 7x7 canvas into conv 3, pool 2, conv 3 leaves nothing for c2;
+    the error names visualize.size, the value and 8x8, the smallest that
+    works, before any ascent step is compiled."""
+    model = _conv_pool_conv()
+    info = select_layers(describe_layers(model), ["c2"])[0]
+    layer_model = ascent_model(model, info)
+    with pytest.raises(ConfigError, match=r"visualize.size = \[7, 7\].*\[8, 8\]"):
+        synthesize(
+            layer_model,
+            info,
+            [0],
+            PRESETS["none"],
+            canvas=(7, 7, 3),
+            input_range=(0.0, 1.0),
+            steps=2,
+        )
+    assert tracing_count(layer_model) == 0
+    result = synthesize(
+        layer_model,
+        info,
+        [0],
+        PRESETS["none"],
+        canvas=(8, 8, 3),
+        input_range=(0.0, 1.0),
+        steps=2,
+    )
+    assert result.images.shape == (1, 8, 8, 3)
+
+
+def test_four_channel_build_decorrelates_by_the_data_covariance(tmp_path, monkeypatch):
+    """C05: a 4-channel model's ascent mixes colours by the data's own
+    covariance: the matrix M used is not the identity, and M M^T is the
+    covariance of the data's pixels (up to M's scale)."""
+    from atlas.cli import main
+    from atlas.visualize import ascent, colour
+
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((6, 6, 4))
+    keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c")(inputs)).save(
+        tmp_path / "m.keras"
+    )
+    rng = np.random.default_rng(6)
+    base = rng.integers(0, 256, (10, 6, 6, 1))
+    other = rng.integers(0, 256, (10, 6, 6, 1))
+    pixels = np.concatenate([base, base // 2 + 60, 255 - base, other], axis=-1)
+    np.save(tmp_path / "d.npy", pixels.astype(np.uint8))
+    (tmp_path / "site_config.toml").write_text(
+        '[model]\npath = "m.keras"\ninput_range = [0.0, 1.0]\n'
+        '[data]\npath = "d.npy"\n[layers]\nnames = ["c"]\n'
+        '[visualize]\npreset = "fourier"\nprogression = []\n'
+        "[mine]\ntop_k = 1\nheatmaps = []\n"
+    )
+    used = []
+    real = colour.decorrelation_matrix
+
+    def spy(covariance, channels):
+        matrix = real(covariance, channels)
+        used.append(matrix)
+        return matrix
+
+    monkeypatch.setattr(ascent.colours, "decorrelation_matrix", spy)
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "2")
+    assert main(["build", "--config", str(tmp_path / "site_config.toml")]) == 0
+
+    assert used and all(np.array_equal(m, used[0]) for m in used)
+    matrix = used[0].astype(np.float64)
+    assert matrix.shape == (4, 4)
+    assert not np.allclose(matrix, np.eye(4), atol=0.05)
+    flat = (pixels / 255.0).reshape(-1, 4)
+    data_covariance = np.cov(flat, rowvar=False, bias=True)
+    mixed = matrix @ matrix.T
+    scale = data_covariance[0, 0] / mixed[0, 0]
+    np.testing.assert_allclose(mixed * scale, data_covariance, atol=1e-5)

@@ -202,3 +202,40 @@ def test_heatmaps_are_stored_inside_the_image_and_placed_back_in_the_box():
     assert whole.shape == (7, 7)
     np.testing.assert_array_equal(whole[3:, :3], np.arange(12).reshape(4, 3))
     assert whole.sum() == np.arange(12).sum()
+
+
+def test_layer_heatmaps_log_the_count_of_rewired_relu_sites(tmp_path, caplog):
+    """C22: the log counts the ReLU-like sites rewired for the maps: the
+    model's six (relu, ReLU(), ReLU(max_value=6), Activation("relu"),
+    LeakyReLU, tf.nn.relu), not the GELU."""
+    import logging
+
+    import atlas.explain as explain
+    from atlas.data import open_dataset
+    from atlas.mine import mine
+    from atlas.model import feature_model
+    from atlas.receptive import receptive_field
+    from atlas.store import Store
+
+    keras.utils.set_random_seed(3)
+    model = _six_sites()
+    pixels = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 2), np.uint8)
+    np.save(tmp_path / "x.npy", pixels)
+    data = open_dataset(tmp_path / "x.npy", (8, 8, 2), (0.0, 1.0))
+    info = select_layers(describe_layers(model), ["s"])[0]
+    mined = mine(feature_model(model, [info]), [info], data.pipeline(3), k=1)["s"]
+    settings = SimpleNamespace(
+        mine=SimpleNamespace(heatmaps=("deconvnet", "guided"), top_k=1),
+        data=SimpleNamespace(batch_size=3),
+    )
+    ctx = SimpleNamespace(
+        model=model, digest="m", settings=settings, dataset=data, store=Store(tmp_path)
+    )
+    field = receptive_field(model, "s", (8, 8))
+    with caplog.at_level(logging.INFO, logger="atlas.explain"):
+        explain.layer_heatmaps(ctx, info, mined, field)
+    assert len(relu_sites(model)) == 6
+    assert (
+        "heatmaps of s (deconvnet, guided): 6 ReLU-like site(s) rewritten, "
+        "1 other nonlinear layer(s) keep their true gradient"
+    ) in caplog.text

@@ -205,3 +205,104 @@ def test_quality_calls_a_negative_logit_alive_and_a_zero_relu_dead():
     assert quality(mining(-45.2, -80.0), image(-0.4), 0)["dead"] is False
     assert quality(mining(0.0, 0.0), image(0.0), 0)["dead"] is True
     assert quality(mining(0.0, 0.0), image(0.7), 0)["dead"] is False
+
+
+def test_build_canvas_too_small_stops_before_mining(tmp_path, capsys):
+    """C03: visualize.size too small for conv, pool, conv is one clear
+    error naming the key, the value and the smallest size, before the
+    data is mined or the output written."""
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    hidden = keras.layers.Conv2D(4, 3, name="c")(inputs)
+    hidden = keras.layers.MaxPooling2D(2)(hidden)
+    keras.Model(inputs, keras.layers.Conv2D(3, 3, name="c2")(hidden)).save(
+        tmp_path / "m.keras"
+    )
+    np.save(tmp_path / "d.npy", np.zeros((4, 12, 12, 3), np.uint8))
+    (tmp_path / "site_config.toml").write_text(
+        '[model]\npath = "m.keras"\ninput_shape = [12, 12, 3]\n'
+        '[data]\npath = "d.npy"\n[layers]\nnames = ["c", "c2"]\n'
+        "[visualize]\nsize = [7, 7]\n"
+    )
+    code = main(["build", "--config", str(tmp_path / "site_config.toml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "visualize.size = [7, 7] is too small for layers 'c', 'c2'" in err
+    assert "at least [8, 8]" in err and "Traceback" not in err
+    assert not (tmp_path / "output").exists()
+
+
+def test_build_under_mixed_float16_writes_uint8_pngs_and_keeps_the_policy(
+    tmp_path, monkeypatch
+):
+    """C09: under the mixed_float16 policy a build writes 8-bit PNGs of
+    finite images, and the user's policy is the same afterwards, also
+    when the run raises."""
+    import keras
+    from PIL import Image
+
+    import atlas.compute
+
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "6")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = digits_like_model()
+        assert model.get_layer("c1").compute_dtype == "float16"
+        model.save(tmp_path / "tiny.keras")
+        np.savez(tmp_path / "data.npz", **random_digits(count=16))
+        config = tmp_path / "site_config.toml"
+        config.write_text(
+            '[model]\npath = "tiny.keras"\n[data]\npath = "data.npz"\n'
+            '[layers]\nnames = ["c2", "fc"]\n'
+            '[visualize]\npreset = "fourier"\nprogression = ["none"]\n'
+            "[mine]\ntop_k = 2\n"
+        )
+        assert main(["build", "--config", str(config)]) == 0
+        policy_after_build = keras.mixed_precision.global_policy().name
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("a failure in the middle of the build")
+
+        monkeypatch.setattr(atlas.compute, "synthesize", broken)
+        failed = main(
+            ["build", "--config", str(config), "--output", str(tmp_path / "o2")]
+        )
+        policy_after_failure = keras.mixed_precision.global_policy().name
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert policy_after_build == policy_after_failure == "mixed_float16"
+    assert failed == 1
+
+    output = tmp_path / "output"
+    manifest = json.loads((output / "manifest.json").read_text())
+    units = [
+        unit for layer in manifest["layers"] for unit in layer_units(output, layer)
+    ]
+    assert len(units) == 6 + 5
+    for unit in units:
+        assert np.isfinite(unit["quality"]["final"])
+        for path in [*unit["images"].values(), unit["sheets"]["top"]]:
+            with Image.open(output / path) as image:
+                pixels = np.asarray(image)
+            assert image.format == "PNG" and pixels.dtype == np.uint8
+            assert pixels.std() > 0  # not a blank (NaN-cast) image
+
+
+def test_build_of_a_gray_model_writes_8_bit_grayscale_pngs(built):
+    """C05: a 1-channel model's synthesized images, thumbnails and top-k
+    sheets (the crops) are 8-bit grayscale, not RGB."""
+    from PIL import Image
+
+    manifest = json.loads((built / "manifest.json").read_text())
+    files = set()
+    for layer in manifest["layers"]:
+        for unit in layer_units(built, layer):
+            files.update(unit["images"].values())
+            files.update(v for v in unit["thumbnails"].values() if v)
+            files.update(v for v in unit["sheets"].values() if v)
+    assert len(files) > 3 * 18 and any("top" in f for f in files)
+    for path in sorted(files):
+        with Image.open(built / path) as image:
+            assert (path, image.format) == (path, "PNG")
+            assert (path, image.mode) in ((path, "L"), (path, "LA"))

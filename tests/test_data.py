@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
+import zlib
 
 import keras
 import numpy as np
@@ -105,10 +107,96 @@ def test_open_dataset_integer_images_must_be_8_bit(tmp_path):
     np.save(tmp_path / "ok.npy", np.full((1, 2, 2, 1), 255, np.int64))
     ok = open_dataset(tmp_path / "ok.npy", (2, 2, 1), (0.0, 1.0))
     np.testing.assert_allclose(ok.get([0]), 1.0)
-    np.save(tmp_path / "wide.npy", np.full((1, 2, 2, 1), 4095, np.uint16))
+    np.save(tmp_path / "wide.npy", np.full((1, 2, 2, 1), 4095, np.int32))
     wide = open_dataset(tmp_path / "wide.npy", (2, 2, 1), (0.0, 1.0))
-    with pytest.raises(DataError, match="from 4095 to 4095"):
+    with pytest.raises(DataError, match="from 4095 to 4095.*uint16"):
         wide.get([0])
+
+
+SIXTEEN_BIT = (0, 200, 1000, 20000, 40000, 65535)
+
+
+def _eight_bit(values):
+    """16-bit values as the model sees them in [0, 1]: round(v / 257) / 255."""
+    return np.array([round(v / 257) for v in values]) / 255
+
+
+def _opener_in_mode(mode):
+    """Image.open, giving a 16-bit file's pixels in another Pillow mode
+    ("I" in older Pillow, "I;16B"), which this Pillow cannot write."""
+    real_open = Image.open
+
+    def opener(path, *args, **kwargs):
+        with real_open(path, *args, **kwargs) as image:
+            pixels = np.asarray(image)
+        if mode == "I":
+            return Image.fromarray(pixels.astype(np.int32))
+        size = pixels.shape[::-1]
+        return Image.frombytes(mode, size, pixels.astype(">u2").tobytes())
+
+    return opener
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I"])
+def test_open_dataset_16_bit_pngs_scale_by_the_full_range(
+    tmp_path, caplog, monkeypatch, mode
+):
+    """C05: 16-bit grayscale PNGs are not clipped at 255 but reduced to 8
+    bits by value / 257, and the log says so once."""
+    for i, value in enumerate(SIXTEEN_BIT):
+        Image.fromarray(np.full((4, 4), value, np.uint16)).save(tmp_path / f"v{i}.png")
+    if mode != "I;16":
+        monkeypatch.setattr("atlas.data_folder.Image.open", _opener_in_mode(mode))
+        with Image.open(tmp_path / "v1.png") as image:
+            assert image.mode == mode
+    with caplog.at_level(logging.INFO, logger="atlas.data"):
+        data = open_dataset(tmp_path, (4, 4, 1), (0.0, 1.0))
+    values = data.get(range(len(SIXTEEN_BIT)))[:, 0, 0, 0]
+    np.testing.assert_allclose(values, _eight_bit(SIXTEEN_BIT), atol=1e-6)
+    assert caplog.text.count("16-bit") == 1
+    assert f"reducing {len(SIXTEEN_BIT)} 16-bit image(s) to 8 bits" in caplog.text
+    rgb = open_dataset(tmp_path, (4, 4, 3), (0.0, 1.0)).get([4])
+    np.testing.assert_allclose(rgb, round(40000 / 257) / 255, atol=1e-6)
+
+
+def _png_rgb16(path, value):
+    """A 16-bit-per-sample RGB PNG, written by hand (Pillow cannot)."""
+    raw = b"".join(b"\x00" + np.full(6, value, ">u2").tobytes() for _ in range(2))
+
+    def chunk(kind, data):
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 2, 2, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_open_dataset_16_bit_rgb_png_keeps_its_range(tmp_path):
+    """C05: Pillow reads a 16-bit RGB PNG as 8-bit RGB (the top byte): the
+    values stay within one level of value / 257, never clipped."""
+    for i, value in enumerate(SIXTEEN_BIT):
+        _png_rgb16(tmp_path / f"v{i}.png", value)
+    data = open_dataset(tmp_path, (2, 2, 3), (0.0, 1.0))
+    values = data.get(range(len(SIXTEEN_BIT)))[:, 0, 0, 0]
+    np.testing.assert_allclose(values, _eight_bit(SIXTEEN_BIT), atol=1.01 / 255)
+
+
+def test_open_dataset_uint16_array_is_16_bit_like_png_files(tmp_path, caplog):
+    """C05: a uint16 array follows the rule of 16-bit files: value / 257."""
+    x = np.array(SIXTEEN_BIT, np.uint16).reshape(-1, 1, 1, 1)
+    np.save(tmp_path / "deep.npy", x)
+    with caplog.at_level(logging.INFO, logger="atlas.data"):
+        data = open_dataset(tmp_path / "deep.npy", (2, 2, 1), (0.0, 1.0))
+    values = data.get(range(len(x)))[:, 1, 1, 0]
+    np.testing.assert_allclose(values, _eight_bit(SIXTEEN_BIT), atol=1e-6)
+    assert caplog.text.count("16-bit") == 1
+    batches = [b.numpy() for b in data.pipeline(4)]
+    np.testing.assert_array_equal(np.concatenate(batches), data.get(range(len(x))))
 
 
 def test_open_dataset_folder_labels_classes_and_bad_files_by_name(tmp_path, caplog):

@@ -4,6 +4,7 @@ and the checks that refuse a model before any work (C04, C06, C07, C08, C12)."""
 from __future__ import annotations
 
 import json
+import zipfile
 
 import h5py
 import keras
@@ -68,18 +69,42 @@ def test_lambda_layer_asks_for_the_safe_mode_opt_in(tmp_path):
     np.testing.assert_allclose(loaded(np.ones((1, 4, 4, 1))), 2.0)
 
 
+def _with_groups(layers, names):
+    for layer in layers:
+        if layer["config"]["name"] in names:
+            layer["config"]["groups"] = 1
+
+
 def test_keras2_groups_argument_names_the_layer_and_kwarg(tmp_path):
-    model = _small(keras.Input((6, 6, 2)), keras.layers.DepthwiseConv2D(3, name="dw"))
+    """C12: the message names the layer class, its own name(s) and the
+    kwarg at fault, in an .h5 and in a .keras file."""
+    model = _small(
+        keras.Input((6, 6, 2)),
+        keras.layers.DepthwiseConv2D(3, name="dw"),
+        keras.layers.DepthwiseConv2D(1, name="dw_plain"),
+    )
     path = tmp_path / "old.h5"
     model.save(path)
     with h5py.File(path, "r+") as file:
         config = json.loads(file.attrs["model_config"])
-        for layer in config["config"]["layers"]:
-            if layer["class_name"] == "DepthwiseConv2D":
-                layer["config"]["groups"] = 1
+        _with_groups(config["config"]["layers"], {"dw"})
         file.attrs["model_config"] = json.dumps(config)
-    with pytest.raises(ModelError, match=r"DepthwiseConv2D.*'groups'.*re-save"):
+    with pytest.raises(ModelError, match=r"DepthwiseConv2D.*'groups'.*re-save") as h5:
         load_model(path)
+    assert "DepthwiseConv2D layers ('dw') carry" in str(h5.value)
+
+    model.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    _with_groups(config["config"]["layers"], {"dw", "dw_plain"})
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "old.keras", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelError) as keras_file:
+        load_model(tmp_path / "old.keras")
+    assert "DepthwiseConv2D layers ('dw', 'dw_plain') carry" in str(keras_file.value)
 
 
 def test_exported_savedmodel_says_to_resave(tmp_path):

@@ -188,3 +188,30 @@ def test_mined_activations_equal_the_model_on_raw_pixels(tmp_path):
         order = np.lexsort((np.arange(20), -best[:, unit]))[:3]
         assert mined.images[unit].tolist() == order.tolist()
         np.testing.assert_allclose(mined.values[unit], best[order, unit], atol=1e-5)
+
+
+def test_two_output_heads_load_list_and_mine_each_head(tmp_path):
+    """C06: a model with two output heads loads, lists the layers of both
+    heads, and mines a layer of each with the values of the model's own
+    outputs."""
+    from atlas.model import load_model
+
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((6, 6, 2))
+    trunk = keras.layers.Conv2D(3, 3, activation="relu", name="trunk")(inputs)
+    seg = keras.layers.Conv2D(2, 1, name="seg")(trunk)
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(trunk)
+    reg = keras.layers.Dense(4, name="reg")(pooled)
+    keras.Model(inputs, [seg, reg]).save(tmp_path / "heads.keras")
+    model = load_model(tmp_path / "heads.keras")
+    names = [info.name for info in describe_layers(model)]
+    assert sorted(names) == ["gap", "reg", "seg", "trunk"]
+
+    images = np.random.default_rng(4).normal(size=(13, 6, 6, 2)).astype(np.float32)
+    infos, mined = _mine(model, ["seg", "reg"], images, k=3, batch=5)
+    own_seg, own_reg = model.predict(images, verbose=0)
+    for info, own in zip(infos, (own_seg, own_reg), strict=True):
+        got = mined[info.name]
+        _check_ranking(got.images, got.values, got.positions, _brute_force(own, 3))
+        maxima = own.reshape(len(own), -1, own.shape[-1]).max(axis=1)
+        np.testing.assert_allclose(got.max, maxima.max(0), rtol=1e-6)

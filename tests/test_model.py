@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -23,6 +25,41 @@ def test_describe_layers_lists_units_and_kinds():
     assert (infos["c1"].kind, infos["c1"].units) == ("conv", 4)
     assert (infos["fc"].kind, infos["fc"].units) == ("dense", 5)
     assert infos["probs"].uses_logits and not infos["fc"].uses_logits
+
+
+def _image_model_with_conv1d():
+    inputs = keras.Input((6, 6, 1))
+    hidden = keras.layers.Conv2D(2, 3, name="c")(inputs)
+    rows = keras.layers.Reshape((4, 8), name="rows")(hidden)
+    seq = keras.layers.Conv1D(3, 2, name="seq")(rows)
+    pooled = keras.layers.GlobalAveragePooling1D(name="gap")(seq)
+    return keras.Model(inputs, keras.layers.Dense(2, name="d")(pooled))
+
+
+def test_describe_layers_names_the_rank_3_layers_it_leaves_out(caplog):
+    """C07: a Conv1D after a Reshape in an image model is not listed, and
+    the log says which layers were left out and why."""
+    with caplog.at_level(logging.INFO, logger="atlas.model"):
+        infos = describe_layers(_image_model_with_conv1d())
+    assert [info.name for info in infos] == ["c", "gap", "d"]
+    assert (
+        "left out 2 layer(s) whose output is not an image map (rank 4) or a "
+        "vector (rank 2): rows (rank 3), seq (rank 3)"
+    ) in caplog.text
+
+
+def test_atlas_layers_says_which_layers_are_left_out(tmp_path, caplog):
+    """C07: `atlas layers` shows the same line."""
+    from atlas.cli import main
+
+    _image_model_with_conv1d().save(tmp_path / "m.keras")
+    (tmp_path / "site_config.toml").write_text(
+        '[model]\npath = "m.keras"\n[data]\npath = "d.npz"\n[layers]\nnames = ["c"]\n'
+    )
+    (tmp_path / "d.npz").write_bytes(b"")
+    with caplog.at_level(logging.INFO, logger="atlas.model"):
+        assert main(["layers", "--config", str(tmp_path / "site_config.toml")]) == 0
+    assert "rows (rank 3), seq (rank 3)" in caplog.text
 
 
 def test_select_layers_unknown_name_suggests_close_names():

@@ -166,3 +166,45 @@ def test_channels_first_field_equals_channels_last():
     assert first.output_hw == last.output_hw == (5, 5)
     for row, col in ((0, 0), (2, 3), (4, 4)):
         assert first.box(row, col) == last.box(row, col)
+
+
+def test_built_unit_data_stores_each_top_k_box_negative_coordinates_included(
+    tmp_path, monkeypatch
+):
+    """C20: the unit data JSON keeps each top-k example's receptive-field
+    box as [top, left, bottom, right]: for three 3x3 same convs (field 7)
+    the box of position (row, col) is (row - 3, col - 3, row + 4, col + 4),
+    and a unit peaking near the corner has a box that starts below 0."""
+    import json
+
+    from atlas.cli import main
+    from tests.site_records import layer_units
+
+    model = _chain(3)
+    rng = np.random.default_rng(0)
+    for layer in model.layers[1:]:
+        layer.set_weights([rng.uniform(0.1, 1.0, (3, 3, 1, 1)).astype(np.float32)])
+    model.save(tmp_path / "m.keras")
+    # Dark images with a bright spot near a corner or in the middle.
+    images = np.zeros((6, 8, 8, 1), np.uint8)
+    for i, (row, col) in enumerate([(0, 0), (1, 0), (0, 7), (7, 7), (4, 4), (2, 5)]):
+        images[i, row, col] = 250 - 10 * i
+    np.save(tmp_path / "d.npy", images)
+    (tmp_path / "site_config.toml").write_text(
+        '[model]\npath = "m.keras"\ninput_range = [0.0, 1.0]\n'
+        '[data]\npath = "d.npy"\n[layers]\nnames = ["c2"]\n'
+        '[visualize]\npreset = "none"\nprogression = []\n'
+        "[mine]\ntop_k = 6\nheatmaps = []\n"
+    )
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "2")
+    assert main(["build", "--config", str(tmp_path / "site_config.toml")]) == 0
+
+    maps = np.asarray(model(images.astype(np.float32) / 255))[..., 0]
+    site = tmp_path / "output"
+    (layer,) = json.loads((site / "manifest.json").read_text())["layers"]
+    (unit,) = layer_units(site, layer)
+    assert len(unit["top_k"]) == 6
+    for example in unit["top_k"]:
+        row, col = np.unravel_index(np.argmax(maps[example["image"]]), (8, 8))
+        assert example["box"] == [row - 3, col - 3, row + 4, col + 4]
+    assert min(min(example["box"][:2]) for example in unit["top_k"]) < 0

@@ -68,6 +68,34 @@ def test_two_builds_with_one_seed_are_byte_identical(tmp_path, monkeypatch):
     assert "2023-11-14" in index  # SOURCE_DATE_EPOCH, not today
 
 
+def test_top_k_does_not_depend_on_the_seed_but_the_images_do(tmp_path, monkeypatch):
+    """C14: builds with visualize.seed 0 and 1 mine the same top-k lists
+    (values, images, boxes) and synthesize different images."""
+    import json
+
+    from tests.site_records import site_units
+
+    config = _project(tmp_path, '["c1", "fc"]')
+    monkeypatch.setenv("ATLAS_MAX_STEPS", "8")
+    sites = {}
+    for seed in (0, 1):
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("chunk = 4\n", f"chunk = 4\nseed = {seed}\n"))
+        out = tmp_path / f"seed{seed}"
+        assert main(["build", "--config", str(config), "--output", str(out)]) == 0
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["settings"]["seed"] == seed
+        sites[seed] = (out, site_units(out))
+        config.write_text(text, encoding="utf-8")
+    (first, units0), (second, units1) = sites[0], sites[1]
+    assert len(units0) == len(units1) == 9
+    for (_, unit0), (_, unit1) in zip(units0, units1, strict=True):
+        assert unit0["top_k"] == unit1["top_k"] and len(unit0["top_k"]) == 3
+        image0 = np.asarray(Image.open(first / unit0["images"]["yosinski-3"]))
+        image1 = np.asarray(Image.open(second / unit1["images"]["yosinski-3"]))
+        assert not np.array_equal(image0, image1)
+
+
 def test_killed_build_resumes_recomputing_at_most_the_chunk_in_flight(
     tmp_path, monkeypatch
 ):

@@ -23,6 +23,7 @@ from atlas.errors import ConfigError, ModelError
 from atlas.records import LayerInfo, Synthesis
 from atlas.visualize import colour as colours
 from atlas.visualize import regularizers
+from atlas.visualize.canvas import check_canvas
 from atlas.visualize.objectives import check_objective, layer_objectives, layer_peaks
 from atlas.visualize.params import Fourier, Pixels, parameterization, pixel_space
 from atlas.visualize.presets import Preset
@@ -93,6 +94,7 @@ def synthesize_views(
     _check_input(layer_model)
     wanted = _check_units(units, info)
     canvas = _check_canvas(canvas)
+    check_canvas(layer_model, canvas, f"layer {info.name!r}")
     size = _check_chunk(chunk, len(wanted))
     param = _param(preset, input_range, mean, covariance, canvas)
     spec = Spec(info.kind, objective, preset, param, views, size)
