@@ -201,6 +201,7 @@ def _open_array(path: Path, shape, input_range, resize: str, limit: int) -> Data
     _warn_float_range(array, input_range)
     if array.dtype == np.uint16:
         _log_deep(path, len(array))
+        _warn_shallow(array)
     if array.shape[1:3] != tuple(shape[:2]):
         logger.info(
             "%s: resizing %dx%d images to the model's %dx%d (data.resize = %r)",
@@ -298,6 +299,20 @@ def _warn_float_range(array: ArrayFile, input_range) -> None:
             sample.max(),
             low,
             high,
+        )
+
+
+def _warn_shallow(array: ArrayFile) -> None:
+    """uint16 images are 16-bit pixels: say so when they hold 8-bit values,
+    which would come out nearly black."""
+    sample = array.rows(range(min(len(array), 64)))
+    if sample.size and sample.max() <= 255:
+        logger.warning(
+            "%s: uint16 images whose values are at most %d are read as 16-bit "
+            "pixels and come out nearly black; if they are 8-bit pixels, save "
+            "them as uint8 (x.astype(np.uint8))",
+            array.path,
+            sample.max(),
         )
 
 

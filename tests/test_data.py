@@ -197,6 +197,14 @@ def test_open_dataset_uint16_array_is_16_bit_like_png_files(tmp_path, caplog):
     assert caplog.text.count("16-bit") == 1
     batches = [b.numpy() for b in data.pipeline(4)]
     np.testing.assert_array_equal(np.concatenate(batches), data.get(range(len(x))))
+    assert "nearly black" not in caplog.text
+
+
+def test_open_dataset_uint16_array_of_8_bit_values_is_warned(tmp_path, caplog):
+    np.save(tmp_path / "shallow.npy", np.full((3, 2, 2, 1), 200, np.uint16))
+    with caplog.at_level(logging.WARNING, logger="atlas.data"):
+        open_dataset(tmp_path / "shallow.npy", (2, 2, 1), (0.0, 1.0))
+    assert "at most 200" in caplog.text and "astype(np.uint8)" in caplog.text
 
 
 def test_open_dataset_folder_labels_classes_and_bad_files_by_name(tmp_path, caplog):
