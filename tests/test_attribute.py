@@ -227,6 +227,7 @@ def test_layer_heatmaps_log_the_count_of_rewired_relu_sites(tmp_path, caplog):
     settings = SimpleNamespace(
         mine=SimpleNamespace(heatmaps=("deconvnet", "guided"), top_k=1),
         data=SimpleNamespace(batch_size=3),
+        for_layer=lambda name: settings,  # no [layers.override]
     )
     ctx = SimpleNamespace(
         model=model, digest="m", settings=settings, dataset=data, store=Store(tmp_path)
