@@ -88,6 +88,13 @@ def flatten(model: keras.Model, front: keras.layers.Layer | None = None) -> kera
     return flat
 
 
+def adopt_names(model: keras.Model, source: keras.Model) -> None:
+    """Let `model`, re-made from `source` with the same layer names, show
+    them as `source` does."""
+    if source in _NAMES:
+        _NAMES[model] = dict(_NAMES[source])
+
+
 def qualified_name(model: keras.Model, layer: keras.layers.Layer) -> str:
     """The name the atlas shows for a layer of a (possibly flat) model."""
     for shown, internal in _NAMES.get(model, {}).items():

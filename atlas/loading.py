@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from atlas import preprocess as conventions
+from atlas.channels import to_channels_last
 from atlas.errors import ModelError
 from atlas.graph import flatten
 
@@ -55,7 +56,7 @@ def load_model(
     else:
         model = _from_file(path, objects, safe_mode)
     _ensure_built(model, input_shape)
-    model = flatten(model)
+    model = to_channels_last(flatten(model))
     check_model(model)
     front = _front(model, convention, input_range, preprocess)
     return model if front is None else flatten(model, front)
@@ -108,7 +109,6 @@ def check_model(model: keras.Model) -> None:
             "width, channels). Sequences (Conv1D) and videos (ConvLSTM2D) "
             "are not supported."
         )
-    _check_channels_last(model)
     _check_finite(model)
 
 
@@ -304,18 +304,6 @@ def _ensure_built(model: keras.Model, input_shape: Sequence[int] | None) -> None
             f"model '{model.name}' could not be built for model.input_shape "
             f"{list(input_shape)}: {exc}"
         ) from exc
-
-
-def _check_channels_last(model: keras.Model) -> None:
-    for layer in model.layers:
-        if getattr(layer, "data_format", None) == "channels_first":
-            # LIMITATION: channels_first models are refused on every device.
-            raise ModelError(
-                f"layer {layer.name!r} uses data_format='channels_first'; the "
-                "atlas reads units from the last axis and TensorFlow cannot "
-                "run channels-first convolutions on a CPU. Rebuild the model "
-                "with data_format='channels_last', copy the weights, and save."
-            )
 
 
 def _check_finite(model: keras.Model) -> None:

@@ -147,13 +147,6 @@ def test_non_image_inputs_are_refused_before_any_work(tmp_path, shape, layer):
         load_model(tmp_path / "seq.keras")
 
 
-def test_channels_first_is_refused_naming_layer_and_format(tmp_path):
-    conv = keras.layers.Conv2D(2, 3, data_format="channels_first", name="cf")
-    _small(keras.Input((1, 8, 8)), conv).save(tmp_path / "cf.keras")
-    with pytest.raises(ModelError, match="'cf'.*channels_first"):
-        load_model(tmp_path / "cf.keras")
-
-
 def test_rescaling_first_means_raw_pixels_and_mined_values_match(tmp_path):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((5, 5, 1))
