@@ -69,3 +69,40 @@ def random_digits(count: int = 40, size: int = 12, seed: int = 0) -> dict:
         "y": rng.integers(0, 3, count),
         "class_names": np.array(["zero", "one", "two"]),
     }
+
+
+def build_small_atlas(
+    root: Path,
+    model_keys: str,
+    layers: list[str],
+    *,
+    top_k: int = 2,
+    heatmaps: bool = True,
+    steps: int = 3,
+) -> Path:
+    """`atlas build` of `layers`, on root/data.npz, with one cheap preset
+    and `model_keys` (TOML lines) under [model]; the site's folder."""
+    import json
+    import os
+
+    from atlas.cli import main
+
+    mine = f"top_k = {top_k}\n" + ("" if heatmaps else "heatmaps = []\n")
+    (root / "site_config.toml").write_text(
+        f"[model]\n{model_keys}\n"
+        '[data]\npath = "data.npz"\n'
+        f"[layers]\nnames = {json.dumps(layers)}\n"
+        '[visualize]\nprogression = []\npreset = "l2"\n'
+        f"[mine]\n{mine}",
+        encoding="utf-8",
+    )
+    before = os.environ.get("ATLAS_MAX_STEPS")
+    os.environ["ATLAS_MAX_STEPS"] = str(steps)
+    try:
+        assert main(["build", "--config", str(root / "site_config.toml")]) == 0
+    finally:
+        if before is None:
+            os.environ.pop("ATLAS_MAX_STEPS", None)
+        else:
+            os.environ["ATLAS_MAX_STEPS"] = before
+    return root / "output"

@@ -115,28 +115,20 @@ def test_a_model_mixing_formats_is_refused(tmp_path):
         load_model(tmp_path / "m.keras")
 
 
-def test_a_channels_first_model_builds_an_atlas_of_its_channels(tmp_path, monkeypatch):
+def test_a_channels_first_model_builds_an_atlas_of_its_channels(tmp_path):
     import json
 
-    from atlas.cli import main
+    from tests.helpers import build_small_atlas
     from tests.site_records import layer_units
 
     first = _first(None, "global")
     first.save(tmp_path / "first.keras")
     images = np.random.default_rng(2).integers(0, 256, (12, 10, 10, 3), np.uint8)
     np.savez(tmp_path / "data.npz", x=images)
-    (tmp_path / "site_config.toml").write_text(
-        '[model]\npath = "first.keras"\n[data]\npath = "data.npz"\n'
-        '[layers]\nnames = ["c2"]\n[visualize]\nprogression = []\npreset = "l2"\n'
-        "[mine]\ntop_k = 2\n",
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("ATLAS_MAX_STEPS", "3")
-    assert main(["build", "--config", str(tmp_path / "site_config.toml")]) == 0
+    site = build_small_atlas(tmp_path, 'path = "first.keras"', ["c2"])
     reference = _reference(first, None, "global")
     c2 = keras.Model(reference.inputs[0], reference.get_layer("c2").output)
     best = np.asarray(c2(images.astype(np.float32) / 255.0)).max(axis=(1, 2))
-    site = tmp_path / "output"
     (layer,) = json.loads((site / "manifest.json").read_text())["layers"]
     units = layer_units(site, layer)
     assert len(units) == 5

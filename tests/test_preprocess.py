@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from atlas import preprocess
-from atlas.cli import main
 from atlas.config import parse_settings
 from atlas.errors import ConfigError, ModelError
 from atlas.loading import infer_input_range, load_model, pixel_convention
 from atlas.model import describe_layers
 from atlas.receptive import receptive_field
+from tests.helpers import build_small_atlas
 from tests.site_records import layer_units
 
 RNG = np.random.default_rng(0)
@@ -178,27 +178,22 @@ def test_an_unknown_convention_is_a_config_error():
     assert "'bgr'" in str(error.value)
 
 
-def test_a_caffe_build_mines_what_the_model_sees_and_shows_rgb(tmp_path, monkeypatch):
+def test_a_caffe_build_mines_what_the_model_sees_and_shows_rgb(tmp_path):
     """The mined values are the model's on caffe input; crops are the RGB
     pixels of the data; the index says which convention fed the model."""
     _nested_rgb().save(tmp_path / "rgb.keras")
     images = RNG.integers(0, 256, (24, 8, 8, 3), dtype=np.uint8)
     np.savez(tmp_path / "data.npz", x=images)
-    (tmp_path / "site_config.toml").write_text(
-        '[model]\npath = "rgb.keras"\npreprocess = "caffe"\n'
-        '[data]\npath = "data.npz"\n'
-        '[layers]\nnames = ["base/inner_conv", "head"]\n'
-        '[visualize]\nprogression = []\npreset = "l2"\n'
-        "[mine]\ntop_k = 3\n",
-        encoding="utf-8",
+    output = build_small_atlas(
+        tmp_path,
+        'path = "rgb.keras"\npreprocess = "caffe"',
+        ["base/inner_conv", "head"],
+        top_k=3,
     )
-    monkeypatch.setenv("ATLAS_MAX_STEPS", "3")
-    assert main(["build", "--config", str(tmp_path / "site_config.toml")]) == 0
 
     original = keras.saving.load_model(tmp_path / "rgb.keras")
     caffe = _reference(REFERENCE["caffe"], images.astype(np.float32))
     activations = np.asarray(original(caffe))
-    output = tmp_path / "output"
     manifest = json.loads((output / "manifest.json").read_text())
     conv, layer = manifest["layers"]
     assert conv["name"] == "base/inner_conv"
@@ -211,7 +206,7 @@ def test_a_caffe_build_mines_what_the_model_sees_and_shows_rgb(tmp_path, monkeyp
     assert "BGR, minus the ImageNet mean (caffe)" in (output / "index.html").read_text()
 
 
-def test_a_caffe_unit_that_wants_red_renders_red(tmp_path, monkeypatch):
+def test_a_caffe_unit_that_wants_red_renders_red(tmp_path):
     """Unit 0 reads the model's channel 2 (red, in BGR order), unit 1 its
     channel 0 (blue): their images must come out red and blue in RGB."""
     from PIL import Image
@@ -223,16 +218,13 @@ def test_a_caffe_unit_that_wants_red_renders_red(tmp_path, monkeypatch):
     head.set_weights([np.array([[0, 1], [0, 0], [1, 0]], np.float32), np.zeros(2)])
     model.save(tmp_path / "colours.keras")
     np.savez(tmp_path / "data.npz", x=RNG.integers(0, 256, (8, 8, 8, 3), np.uint8))
-    (tmp_path / "site_config.toml").write_text(
-        '[model]\npath = "colours.keras"\npreprocess = "caffe"\n'
-        '[data]\npath = "data.npz"\n[layers]\nnames = ["head"]\n'
-        '[visualize]\nprogression = []\npreset = "l2"\n'
-        "[mine]\ntop_k = 2\nheatmaps = []\n",
-        encoding="utf-8",
+    output = build_small_atlas(
+        tmp_path,
+        'path = "colours.keras"\npreprocess = "caffe"',
+        ["head"],
+        heatmaps=False,
+        steps=40,
     )
-    monkeypatch.setenv("ATLAS_MAX_STEPS", "40")
-    assert main(["build", "--config", str(tmp_path / "site_config.toml")]) == 0
-    output = tmp_path / "output"
     (layer,) = json.loads((output / "manifest.json").read_text())["layers"]
     means = {}
     for unit in layer_units(output, layer):
@@ -244,20 +236,17 @@ def test_a_caffe_unit_that_wants_red_renders_red(tmp_path, monkeypatch):
     assert blue > red + 60
 
 
-def test_an_application_builds_an_atlas_with_its_convention(tmp_path, monkeypatch):
+def test_an_application_builds_an_atlas_with_its_convention(tmp_path):
     np.savez(tmp_path / "data.npz", x=RNG.integers(0, 256, (6, 32, 32, 3), np.uint8))
-    (tmp_path / "site_config.toml").write_text(
-        '[model]\napplication = "MobileNetV2"\nweights = "none"\n'
-        "input_shape = [32, 32, 3]\n"
-        '[data]\npath = "data.npz"\n[layers]\nnames = ["Conv1"]\n'
-        '[visualize]\nprogression = []\npreset = "l2"\n'
-        "[mine]\ntop_k = 2\nheatmaps = []\n",
-        encoding="utf-8",
+    output = build_small_atlas(
+        tmp_path,
+        'application = "MobileNetV2"\nweights = "none"\ninput_shape = [32, 32, 3]',
+        ["Conv1"],
+        heatmaps=False,
+        steps=2,
     )
-    monkeypatch.setenv("ATLAS_MAX_STEPS", "2")
-    assert main(["build", "--config", str(tmp_path / "site_config.toml")]) == 0
-    index = (tmp_path / "output" / "index.html").read_text()
+    index = (output / "index.html").read_text()
     assert "keras.applications.MobileNetV2, weights=None" in index
     assert "RGB scaled to [-1, 1] (tf)" in index
-    manifest = json.loads((tmp_path / "output" / "manifest.json").read_text())
+    manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["model"]["input_range"] == [0.0, 255.0]
