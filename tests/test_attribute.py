@@ -150,7 +150,6 @@ def test_layer_heatmaps_are_cut_at_each_box_and_kept_in_the_store(
     from atlas.mine import mine
     from atlas.model import feature_model
     from atlas.receptive import receptive_field
-    from atlas.store import Store
 
     keras.utils.set_random_seed(3)
     model = _six_sites()
@@ -160,14 +159,7 @@ def test_layer_heatmaps_are_cut_at_each_box_and_kept_in_the_store(
     info = select_layers(describe_layers(model), ["d"])[0]
     mined = mine(feature_model(model, [info]), [info], data.pipeline(2), k=2)["d"]
     field = receptive_field(model, "d", (8, 8))
-    settings = SimpleNamespace(
-        mine=SimpleNamespace(heatmaps=("guided",), top_k=2),
-        data=SimpleNamespace(batch_size=3),
-        for_layer=lambda name: settings,  # no [layers.override]
-    )
-    ctx = SimpleNamespace(
-        model=model, digest="m", settings=settings, dataset=data, store=Store(tmp_path)
-    )
+    ctx = _heatmap_context(model, data, tmp_path, ("guided",), top_k=2)
     maps = explain.layer_heatmaps(ctx, info, mined, field)
     assert sorted(maps) == ["guided_bottom", "guided_top"]
     image, (row, col) = mined.images[3, 1], mined.positions[3, 1]
@@ -215,7 +207,6 @@ def test_layer_heatmaps_log_the_count_of_rewired_relu_sites(tmp_path, caplog):
     from atlas.mine import mine
     from atlas.model import feature_model
     from atlas.receptive import receptive_field
-    from atlas.store import Store
 
     keras.utils.set_random_seed(3)
     model = _six_sites()
@@ -224,14 +215,7 @@ def test_layer_heatmaps_log_the_count_of_rewired_relu_sites(tmp_path, caplog):
     data = open_dataset(tmp_path / "x.npy", (8, 8, 2), (0.0, 1.0))
     info = select_layers(describe_layers(model), ["s"])[0]
     mined = mine(feature_model(model, [info]), [info], data.pipeline(3), k=1)["s"]
-    settings = SimpleNamespace(
-        mine=SimpleNamespace(heatmaps=("deconvnet", "guided"), top_k=1),
-        data=SimpleNamespace(batch_size=3),
-        for_layer=lambda name: settings,  # no [layers.override]
-    )
-    ctx = SimpleNamespace(
-        model=model, digest="m", settings=settings, dataset=data, store=Store(tmp_path)
-    )
+    ctx = _heatmap_context(model, data, tmp_path, ("deconvnet", "guided"), top_k=1)
     field = receptive_field(model, "s", (8, 8))
     with caplog.at_level(logging.INFO, logger="atlas.explain"):
         explain.layer_heatmaps(ctx, info, mined, field)
@@ -240,3 +224,17 @@ def test_layer_heatmaps_log_the_count_of_rewired_relu_sites(tmp_path, caplog):
         "heatmaps of s (deconvnet, guided): 6 ReLU-like site(s) rewritten, "
         "1 other nonlinear layer(s) keep their true gradient"
     ) in caplog.text
+
+
+def _heatmap_context(model, data, folder, methods, top_k: int):
+    """The few parts of a build context that explain.layer_heatmaps reads."""
+    from atlas.store import Store
+
+    settings = SimpleNamespace(
+        mine=SimpleNamespace(heatmaps=methods, top_k=top_k),
+        data=SimpleNamespace(batch_size=3),
+        for_layer=lambda name: settings,  # no [layers.override]
+    )
+    return SimpleNamespace(
+        model=model, digest="m", settings=settings, dataset=data, store=Store(folder)
+    )
