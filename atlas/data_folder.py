@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from atlas.output import MARKER
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
@@ -64,7 +66,7 @@ def scan_folder(root: Path, limit: int = 0) -> Folder:
     `image_dataset_from_directory` does; the classes are those names sorted.
     """
     files = sorted(
-        (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES),
+        (p for p in _walk(root) if p.suffix.lower() in IMAGE_SUFFIXES),
         key=lambda p: p.relative_to(root).as_posix(),
     )
     files = [p for p in files if p.is_file()]
@@ -87,6 +89,23 @@ def scan_folder(root: Path, limit: int = 0) -> Folder:
         colour=colour,
         deep=deep,
     )
+
+
+def _walk(root: Path):
+    """Every file under `root`, leaving out hidden folders (checkpoints,
+    caches) and atlas outputs, whose own images are not data."""
+    for folder, subfolders, names in os.walk(root):
+        here = Path(folder)
+        kept = []
+        for name in sorted(subfolders):
+            if name.startswith("."):
+                continue
+            if (here / name / MARKER).is_file():
+                logger.info("not reading %s as data: an atlas output", here / name)
+                continue
+            kept.append(name)
+        subfolders[:] = kept
+        yield from (here / name for name in names)
 
 
 def check_image(file: Path) -> tuple[str | None, str]:

@@ -316,3 +316,16 @@ def test_build_names_every_skipped_file_in_summary_and_manifest(
     skipped = manifest["summary"]["skipped"]
     assert [entry["path"] for entry in skipped] == ["a/cut.jpg", "b/zero.bmp"]
     assert all(entry["reason"] for entry in skipped)
+
+
+def test_open_dataset_folder_leaves_out_atlas_outputs_and_hidden_folders(tmp_path):
+    """An output folder inside data.path (and a checkpoint folder) holds
+    images that are not data: they are neither mined nor a class."""
+    _png(tmp_path / "cat" / "a.png", 10)
+    _png(tmp_path / "dog" / "b.png", 200)
+    _png(tmp_path / "site" / "units" / "sheet.png", 90)
+    (tmp_path / "site" / ".neuron-atlas").write_text("written by atlas build")
+    _png(tmp_path / ".ipynb_checkpoints" / "a-checkpoint.png", 10)
+    data = open_dataset(tmp_path, (4, 4, 3), (0.0, 1.0))
+    assert data.sources == ["cat/a.png", "dog/b.png"]
+    assert data.class_names == ["cat", "dog"]
