@@ -62,6 +62,9 @@ ELEMENTWISE_OPS = frozenset(  # keras.ops called on symbolic tensors
     "Subtract Tanh TrueDivide Where".split()
 )
 
+_AUGMENTATION_MODULE = "keras.src.layers.preprocessing.image_preprocessing"
+_TRAINING_ONLY = frozenset({"AugMix", "CutMix", "MixUp", "RandAugment"})
+
 Span = tuple[int, int]  # inclusive index interval along one spatial axis
 # A rule maps a span of a layer's output to one span per input; None stands
 # for a non-spatial input, which the output always reads as a whole.
@@ -103,12 +106,23 @@ def layer_rule(op, axis: int, ins: list, out: int, fmt: str) -> Rule | None:
 
 
 def _elementwise(op, fmt: str) -> bool:
-    if isinstance(op, ELEMENTWISE_LAYERS + AXIS_LAYERS):
+    if isinstance(op, ELEMENTWISE_LAYERS + AXIS_LAYERS) or _augmentation(op):
         return True
     if isinstance(op, keras.layers.Dense):  # a 1x1 conv on channels-last maps
         return fmt == "channels_last"
     return type(op).__module__.startswith("keras.src.ops") and (
         type(op).__name__ in ELEMENTWISE_OPS
+    )
+
+
+def _augmentation(op) -> bool:
+    """Random augmentation, which passes images through unchanged at
+    inference (RandomCrop alone still crops then)."""
+    name = type(op).__name__
+    return (
+        type(op).__module__.startswith(_AUGMENTATION_MODULE)
+        and (name.startswith("Random") or name in _TRAINING_ONLY)
+        and name != "RandomCrop"
     )
 
 

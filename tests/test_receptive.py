@@ -208,3 +208,23 @@ def test_built_unit_data_stores_each_top_k_box_negative_coordinates_included(
         row, col = np.unravel_index(np.argmax(maps[example["image"]]), (8, 8))
         assert example["box"] == [row - 3, col - 3, row + 4, col + 4]
     assert min(min(example["box"][:2]) for example in unit["top_k"]) < 0
+
+
+@pytest.mark.parametrize(
+    "augmentation",
+    [
+        lambda: keras.layers.RandomFlip("horizontal"),
+        lambda: keras.layers.RandomRotation(0.1),
+        lambda: keras.layers.RandomZoom(0.2),
+        lambda: keras.layers.RandomContrast(0.3),
+    ],
+    ids=["flip", "rotation", "zoom", "contrast"],
+)
+def test_augmentation_layers_leave_the_field_as_at_inference(augmentation):
+    """They pass images through unchanged at inference: a 3x3 conv behind
+    them sees 3x3 pixels, not the whole image."""
+    inputs = keras.Input((12, 12, 3))
+    x = augmentation()(inputs)
+    x = keras.layers.Rescaling(1 / 255)(x)
+    model = keras.Model(inputs, _conv(x, 3, "c", padding="valid"))
+    assert receptive_field(model, "c", (12, 12)).box(4, 5) == Box(4, 5, 7, 8)
