@@ -137,16 +137,69 @@ def _from_file(path: Path | None, objects: dict, safe_mode: bool) -> keras.Model
             "by model.save('model.keras')); it may be truncated or another "
             "kind of file. Save the model again and point model.path at it."
         )
+    config = _saved_config(path)
+    objects = {**tensorflow_functions(config), **objects}
     try:
         return keras.saving.load_model(
             path, compile=False, custom_objects=objects, safe_mode=safe_mode
         )
     except Exception as exc:  # Keras raises many types for a bad file
-        raise ModelError(_load_failure(path, exc)) from exc
+        raise ModelError(_load_failure(path, exc, config, set(objects))) from exc
 
 
-def _load_failure(path: Path, exc: Exception) -> str:
+def tensorflow_functions(config) -> dict[str, object]:
+    """TensorFlow's own functions a saved config names as activations (e.g.
+    tf.nn.softmax, saved as "softmax_v2"), which Keras cannot look up by
+    name; found by name in tf.nn and tf.math, no code from the file runs."""
+    wanted = {name for _, name in function_references(config)}
+    if not wanted:
+        return {}
+    import tensorflow as tf
+
+    found = {}
+    for namespace in (tf.nn, tf.math):
+        for value in vars(namespace).values():
+            name = getattr(value, "__name__", None)
+            if callable(value) and name in wanted:
+                found.setdefault(name, value)
+    if found:
+        logger.info("reading TensorFlow function(s) %s by name", sorted(found))
+    return found
+
+
+def function_references(config) -> list[tuple[str, str]]:
+    """(layer name, function name) of every plain function a saved model
+    config refers to, sub-models included."""
+    found = []
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if isinstance(inner, dict) and "name" in inner:
+            for value in inner.values():
+                if isinstance(value, dict) and value.get("class_name") == "function":
+                    found.append((str(inner["name"]), str(value.get("config"))))
+        for value in config.values():
+            found.extend(function_references(value))
+    elif isinstance(config, list):
+        for value in config:
+            found.extend(function_references(value))
+    return list(dict.fromkeys(found))
+
+
+def _load_failure(path: Path, exc: Exception, config, known: set[str]) -> str:
     text = str(exc)
+    unknown = [
+        (layer, name)
+        for layer, name in function_references(config)
+        if name not in known
+    ]
+    if unknown:
+        listed = ", ".join(f"layer {layer!r} uses {name!r}" for layer, name in unknown)
+        return (
+            f"'{path}' names functions Keras cannot load by name ({listed}). "
+            "Re-save the model with Keras's own activations (e.g. "
+            "activation='softmax'), or set model.custom_module to a module "
+            "whose custom_objects dict maps each name to its function."
+        )
     if "safe_mode" in text or "unsafe" in text.lower():
         return (
             f"'{path}' holds Python code (e.g. a Lambda layer), which Keras "
@@ -157,7 +210,7 @@ def _load_failure(path: Path, exc: Exception) -> str:
     kwarg = _UNKNOWN_KWARG.search(text)
     if kwarg:
         layer, name = kwarg.groups()
-        named = _layers_with(_saved_config(path), layer, name)
+        named = _layers_with(config, layer, name)
         which = f" ({', '.join(repr(n) for n in named)})" if named else ""
         return (
             f"'{path}' was saved by an older Keras: its {layer} layers{which} "

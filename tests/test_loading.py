@@ -206,3 +206,42 @@ def test_rescaling_behind_augmentation_or_resizing_is_found(tmp_path, front, exp
     )
     model.save(tmp_path / "m.keras")
     assert infer_input_range(load_model(tmp_path / "m.keras")) == expected
+
+
+def _softmax_head(activation) -> keras.Model:
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(2, 3, name="c")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(
+        inputs, keras.layers.Dense(3, activation=activation, name="sm")(x)
+    )
+
+
+def test_a_tensorflow_activation_is_found_by_name_and_read_as_logits(tmp_path):
+    """C10 on load: Dense(activation=tf.nn.softmax) is saved as 'softmax_v2',
+    which Keras alone cannot load back."""
+    import tensorflow as tf
+
+    from atlas.model import describe_layers
+
+    original = _softmax_head(tf.nn.softmax)
+    original.save(tmp_path / "tf.keras")
+    with pytest.raises(TypeError):
+        keras.saving.load_model(tmp_path / "tf.keras")
+    model = load_model(tmp_path / "tf.keras")
+    x = np.random.default_rng(0).uniform(0, 1, (2, 6, 6, 1)).astype(np.float32)
+    np.testing.assert_allclose(model(x), original(x), atol=1e-6)
+    head = next(info for info in describe_layers(model) if info.name == "sm")
+    assert head.uses_logits
+
+
+def test_a_function_of_the_users_own_names_the_layer_and_the_fix(tmp_path):
+    def squash(x):
+        return x / (1 + abs(x))
+
+    _softmax_head(squash).save(tmp_path / "own.keras")
+    with pytest.raises(ModelError) as error:
+        load_model(tmp_path / "own.keras")
+    message = str(error.value)
+    assert "layer 'sm' uses 'squash'" in message
+    assert "model.custom_module" in message and "custom_objects" in message
