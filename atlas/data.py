@@ -353,6 +353,15 @@ def _open_folder(path: Path, shape, input_range, resize: str, limit: int) -> Dat
         )
     if folder.deep:
         _log_deep(path, folder.deep)
+    if shape[2] == 4 and not all(folder.alpha):
+        without = [
+            s for s, a in zip(folder.sources, folder.alpha, strict=True) if not a
+        ]
+        raise DataError(
+            f"{path}: {len(without)} image(s) have 3 channels or fewer (e.g. "
+            f"'{without[0]}') but the model takes 4; give images with an "
+            f"alpha channel (RGBA PNG), or the data as a 4-channel .npy array."
+        )
     if shape[2] == 1 and folder.colour:
         logger.info(
             "%s: converting %d colour image(s) to grayscale for the model",

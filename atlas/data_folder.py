@@ -22,6 +22,8 @@ PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 # Pillow's modes for 16-bit grayscale PNGs ("I" in older Pillow versions).
 DEEP_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 GRAY_MODES = frozenset({"1", "L", "LA", "F"}) | DEEP_MODES
+# Modes with a fourth (alpha) channel, what a 4-channel model reads.
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # 16-bit pixels map to 8 bits by the full range: 65535 / 257 = 255.
 DEEP_TO_8_BIT = 257
 # Files checked at once: decoding releases the GIL, so threads overlap.
@@ -56,6 +58,7 @@ class Folder:
     skipped: list[Skipped]
     colour: int  # readable images stored in colour
     deep: int = 0  # readable images with 16-bit pixels
+    alpha: list[bool] | None = None  # per readable image: has transparency
 
 
 def scan_folder(root: Path, limit: int = 0) -> Folder:
@@ -70,12 +73,13 @@ def scan_folder(root: Path, limit: int = 0) -> Folder:
         key=lambda p: p.relative_to(root).as_posix(),
     )
     files = [p for p in files if p.is_file()]
-    good, skipped, colour, deep = [], [], 0, 0
+    good, skipped, colour, deep, alpha = [], [], 0, 0, []
     for file, (reason, mode) in _checked(files, limit):
         if reason is None:
             good.append(file)
             colour += mode not in GRAY_MODES
             deep += mode in DEEP_MODES
+            alpha.append(mode in ALPHA_MODES)
             continue
         logger.warning("skipping %s: %s", file, reason)
         skipped.append(Skipped(file.relative_to(root).as_posix(), reason))
@@ -88,6 +92,7 @@ def scan_folder(root: Path, limit: int = 0) -> Folder:
         skipped=skipped,
         colour=colour,
         deep=deep,
+        alpha=alpha,
     )
 
 

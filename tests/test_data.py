@@ -329,3 +329,17 @@ def test_open_dataset_folder_leaves_out_atlas_outputs_and_hidden_folders(tmp_pat
     data = open_dataset(tmp_path, (4, 4, 3), (0.0, 1.0))
     assert data.sources == ["cat/a.png", "dog/b.png"]
     assert data.class_names == ["cat", "dog"]
+
+
+def test_open_dataset_folder_for_a_4_channel_model_needs_an_alpha_channel(tmp_path):
+    """C05, as the array path does: RGB files for a 4-channel model are
+    refused naming both channel counts, not padded with an opaque alpha."""
+    _png(tmp_path / "rgba" / "a.png", 10, mode="RGBA")
+    with_alpha = open_dataset(tmp_path / "rgba", (4, 4, 4), (0.0, 1.0))
+    assert with_alpha.get([0]).shape == (1, 4, 4, 4)
+    _png(tmp_path / "mixed" / "a.png", 10, mode="RGBA")
+    _png(tmp_path / "mixed" / "b.png", 20)
+    with pytest.raises(DataError) as error:
+        open_dataset(tmp_path / "mixed", (4, 4, 4), (0.0, 1.0))
+    message = str(error.value)
+    assert "'b.png'" in message and "takes 4" in message and "RGBA" in message
