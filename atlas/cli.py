@@ -209,12 +209,18 @@ def _import_tensorflow(verbose: bool) -> None:
 
 
 def _configure_logging(verbose: bool) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ side logs device probing (no CUDA driver, oneDNN
+    # types) as errors; ours say what failed. -v shows them all.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if verbose else "3")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
     )
-    for noisy in ("tensorflow", "absl", "h5py", "PIL", "matplotlib"):
+    for noisy in ("absl", "h5py", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # One compiled function per layer is by design: its retracing notice
+    # is noise to a user.
+    quiet = logging.WARNING if verbose else logging.ERROR
+    logging.getLogger("tensorflow").setLevel(quiet)
     if not verbose:
         logging.getLogger("atlas").setLevel(logging.INFO)

@@ -8,9 +8,25 @@ Fourier one (Olah et al. 2017).
 
 from __future__ import annotations
 
-from atlas.visualize.ascent import synthesize, synthesize_views, tracing_count
+import importlib
+
 from atlas.visualize.presets import PRESETS, Preset, preset_named
-from atlas.visualize.views import ViewSet, chunk_size
+
+# Imported on first use: reading a config (presets) must not start
+# TensorFlow, which takes seconds (e.g. for `atlas serve`).
+_LAZY = {
+    "synthesize": "atlas.visualize.ascent",
+    "synthesize_views": "atlas.visualize.ascent",
+    "tracing_count": "atlas.visualize.ascent",
+    "ViewSet": "atlas.visualize.views",
+    "chunk_size": "atlas.visualize.views",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "PRESETS",
