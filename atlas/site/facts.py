@@ -209,6 +209,16 @@ def weight_facts(weights: Sequence[ClassWeight]) -> tuple[Fact, ...]:
     return tuple(Fact(w.label, format_number(float(w.weight))) for w in weights)
 
 
+def no_weights_note(kind: str, computed: bool) -> str:
+    """Why a unit lists no class it `kind`s ("promote" or "suppress"):
+    the influence was not computed, or no class weight has that sign."""
+    done = "promoted" if kind == "promote" else "suppressed"
+    if not computed:
+        return f"No classes {done}: not computed for this unit."
+    sign = "zero or below" if kind == "promote" else "zero or above"
+    return f"No classes {done}: every class weight of this unit is {sign}."
+
+
 def _format_float(number: float) -> str:
     if math.isnan(number):
         return "not a number"
