@@ -67,14 +67,31 @@ def _layers(args: argparse.Namespace) -> int:
     from atlas.model import describe_layers
 
     model = open_model(settings.model, settings.root)
-    chosen = set(settings.layers.names)
-    print(f"{'layer':32} {'class':20} {'output shape':20} units")
-    for info in describe_layers(model):
-        mark = " *" if info.name in chosen else ""
-        shape = str(tuple(info.output_shape[1:]))
-        print(f"{info.name:32} {info.class_name:20} {shape:20} {info.units}{mark}")
+    rows = [
+        (info.name, info.class_name, str(tuple(info.output_shape[1:])), info.units)
+        for info in describe_layers(model)
+    ]
+    for line in layer_table(rows, set(settings.layers.names)):
+        print(line)
     print("(* = in layers.names)")
     return 0
+
+
+def layer_table(
+    rows: Sequence[tuple[str, str, str, int]], chosen: set[str]
+) -> list[str]:
+    """The `atlas layers` table: (layer, class, output shape, units) rows in
+    columns as wide as their longest entry, layers in `chosen` marked *."""
+    header = ("layer", "class", "output shape", "units")
+    widths = [max(len(str(row[c])) for row in (header, *rows)) for c in range(3)]
+    lines = []
+    for row in (header, *rows):
+        cells = [
+            str(cell).ljust(width) for cell, width in zip(row[:3], widths, strict=True)
+        ]
+        mark = " *" if row is not header and row[0] in chosen else ""
+        lines.append(" ".join([*cells, str(row[3])]) + mark)
+    return lines
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -16,17 +16,24 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin
 
 import pytest
 
-from atlas.records import LayerRecord
+from atlas.records import ClassWeight, LayerRecord
 from atlas.serve import make_server
 from atlas.site import render_site
 from tests.helpers import broken_links
-from tests.site_records import make_atlas, make_full_unit, make_info, make_layer
+from tests.site_records import (
+    make_atlas,
+    make_full_unit,
+    make_info,
+    make_layer,
+    make_unit,
+)
 
 sync_api = pytest.importorskip(
     "playwright.sync_api",
@@ -226,6 +233,34 @@ def test_browser_search_finds_unit_by_label(visit, deep_site):
     assert results.all_inner_texts() == ["c1 · unit 2"]
     results.first.click()
     seen.page.wait_for_url("**/units/c1/0002.html")
+    assert seen.problems == []
+
+
+@pytest.fixture(scope="module")
+def digits_site(tmp_path_factory) -> Path:
+    """A digits-like layer: unit 0 is labelled 7 and promotes class 7."""
+    units = [
+        replace(make_unit(i), label=str(i), promotes=[ClassWeight(str(i), 0.5)])
+        for i in range(12)
+    ]
+    units[0] = replace(units[0], label="7", promotes=[ClassWeight("7", 0.5)])
+    layer = LayerRecord(make_info("conv2", 12), units)
+    site = tmp_path_factory.mktemp("digits") / "atlas"
+    site.mkdir()
+    render_site(make_atlas([layer]), site, ROOT / "templates")
+    return site
+
+
+@pytest.mark.parametrize("query", ["conv2 7", "conv2 unit 7", "Unit 7 conv2"])
+def test_browser_search_unit_number_ranks_above_class(visit, digits_site, query):
+    seen = visit("file://").open(disk(digits_site, "index.html"))
+    seen.page.fill("#search-input", query)
+    results = seen.page.locator("#search-results a")
+    results.first.wait_for(timeout=WAIT_MS)
+    # Unit 7 (its number) before unit 0 (labelled 7, promotes 7).
+    assert results.all_inner_texts()[:2] == ["conv2 · unit 7", "conv2 · unit 0"]
+    seen.page.press("#search-input", "Enter")
+    seen.page.wait_for_url("**/units/conv2/0007.html")
     assert seen.problems == []
 
 

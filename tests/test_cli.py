@@ -66,3 +66,27 @@ def test_layers_lists_qualified_names_and_units(tmp_path, capsys):
     lines = {line.split()[0]: line.split() for line in out.splitlines()[1:-1]}
     assert lines["c1"][-2:] == ["4", "*"]
     assert lines["probs"][-1] == "3"
+
+
+def test_layers_columns_line_up_with_long_names(tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    long_name = "a_convolution_whose_name_is_far_longer_than_32"
+    x = keras.layers.Conv2D(3, 3, name=long_name)(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    keras.Model(inputs, keras.layers.Dense(2, name="out")(x)).save(tmp_path / "m.keras")
+    (tmp_path / "d.npz").write_bytes(b"")
+    text = MINIMAL.replace('["c"]', '["gap"]')
+    assert main(["layers", "--config", _config(tmp_path, text)]) == 0
+    header, *rows, key = capsys.readouterr().out.splitlines()
+    starts = [header.index(title) for title in ("class", "output shape", "units")]
+    assert starts == [len(long_name) + 1, len(long_name) + 24, len(long_name) + 37]
+    cells = {row[: starts[0]].strip(): row for row in rows}
+    assert cells[long_name][starts[1] : starts[2]].rstrip() == "(6, 6, 3)"
+    assert cells[long_name][starts[2] :] == "3"
+    assert cells["gap"][starts[0] : starts[1]].rstrip() == "GlobalAveragePooling2D"
+    assert cells["gap"][starts[1] : starts[2]].rstrip() == "(3,)"
+    assert cells["gap"][starts[2] :] == "3 *"
+    assert cells["out"][starts[2] :] == "2"
+    assert key == "(* = in layers.names)"

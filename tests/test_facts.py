@@ -9,6 +9,7 @@ from atlas.records import LayerInfo
 from atlas.site.facts import (
     format_number,
     layer_facts,
+    layer_settings_facts,
     percent,
     quality_facts,
     shape_text,
@@ -83,3 +84,18 @@ def test_layer_facts_name_class_shape_units():
         ("Units", "1,500"),
         ("Activation", "relu"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("steps", "cap", "text"),
+    [
+        (20, 30, "20"),
+        (30, 30, "30"),
+        (50, 30, "50, capped at 30"),
+        (20, None, "20"),
+        (None, 30, "the preset's own, capped at 30"),
+    ],
+)
+def test_layer_settings_facts_steps_name_cap_only_when_it_lowers(steps, cap, text):
+    facts = layer_settings_facts({"steps": steps, "max_steps": cap}, {})
+    assert [(f.label, f.value) for f in facts] == [("Steps", text)]

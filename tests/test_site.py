@@ -315,6 +315,21 @@ def test_index_page_states_model_facts(site):
     assert "2024-05-01" in text and np.__version__ in text
 
 
+def test_pages_default_title_footer_names_the_model(tmp_path):
+    atlas = make_atlas([make_layer(make_info("c1", 2), [0, 1])], title="Neuron Atlas")
+    render(atlas, tmp_path)
+    pages = all_pages(tmp_path)
+    assert len(pages) == 4  # the index, the layer and two units
+    for page in pages:
+        footer = page.read_text(encoding="utf-8").split('<footer class="colophon">')
+        assert len(footer) == 2, page
+        assert (
+            "<p>A neuron atlas of the model tiny, made with Neuron Atlas. <a"
+            in (footer[1])
+        ), page
+        assert "of Neuron Atlas" not in footer[1], page
+
+
 def test_index_page_logits_accuracy_stated(site):
     text = (site / "index.html").read_text(encoding="utf-8")
     assert "The model classifies 66.7% of the logits units' images" in text

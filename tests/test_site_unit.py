@@ -4,13 +4,14 @@ heatmaps, histograms, labels, class weights, navigation, citation."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from atlas.records import LayerRecord
+from atlas.records import ClassWeight, LayerRecord
 from atlas.site import render_site
 from atlas.site.facts import format_number
 from tests.site_records import (
@@ -152,6 +153,26 @@ def test_unit_page_missing_fields_say_why(site):
     ):
         assert note in html
     assert "<svg" not in html
+
+
+def test_unit_page_weights_computed_all_negative_say_so(tmp_path):
+    below = replace(
+        make_full_unit(0),
+        promotes=[],
+        suppresses=[ClassWeight("tree", -0.5), ClassWeight("cat", -0.25)],
+    )
+    zero = replace(make_full_unit(1), promotes=[], suppresses=[])
+    layer = LayerRecord(make_info("neg", 2), [below, zero])
+    render_site(make_atlas([layer]), tmp_path, TEMPLATES)
+    html = text_of(tmp_path / "units/neg/0000.html")
+    assert (
+        "No classes promoted: every class weight of this unit is zero or below." in html
+    )
+    assert "not computed" not in html
+    assert ["tree", "-0.5"] in parse(tmp_path / "units/neg/0000.html").rows
+    html = text_of(tmp_path / "units/neg/0001.html")
+    assert "every class weight of this unit is zero or above." in html
+    assert "not computed" not in html
 
 
 def test_unit_page_keyboard_links_prev_next_up(site):

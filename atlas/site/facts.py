@@ -209,6 +209,16 @@ def weight_facts(weights: Sequence[ClassWeight]) -> tuple[Fact, ...]:
     return tuple(Fact(w.label, format_number(float(w.weight))) for w in weights)
 
 
+def no_weights_note(kind: str, computed: bool) -> str:
+    """Why a unit lists no class it `kind`s ("promote" or "suppress"):
+    the influence was not computed, or no class weight has that sign."""
+    done = "promoted" if kind == "promote" else "suppressed"
+    if not computed:
+        return f"No classes {done}: not computed for this unit."
+    sign = "zero or below" if kind == "promote" else "zero or above"
+    return f"No classes {done}: every class weight of this unit is {sign}."
+
+
 def _format_float(number: float) -> str:
     if math.isnan(number):
         return "not a number"
@@ -289,11 +299,16 @@ def _data_text(data: Mapping[str, object]) -> str | None:
 
 
 def _steps_text(settings: Mapping[str, object]) -> str | None:
+    """The steps, naming the cap (ATLAS_MAX_STEPS) only where it lowers them."""
     steps, cap = settings.get("steps"), settings.get("max_steps")
     if "steps" not in settings and not cap:
         return None
     text = "the preset's own" if steps is None else format_number(steps)
-    return f"{text}, capped at {format_number(cap)}" if cap else text
+    # LIMITATION: with the presets' own steps the cap is named even where
+    # it is above a preset's steps; the renderer does not know the presets.
+    if not cap or (isinstance(steps, int | float) and steps <= cap):
+        return text
+    return f"{text}, capped at {format_number(cap)}"
 
 
 def _names(names: object) -> str | None:

@@ -64,7 +64,7 @@ class Frame:
     """What every page shares: its title, way back to the root, navigation."""
 
     title: str
-    site_title: str
+    colophon: str  # the footer's line: what the atlas is of
     root: str  # the folder path from this page to the site root: ".", "../.."
     stylesheet: str
     script: str
@@ -143,7 +143,7 @@ def frame(site: Site, here: str, title: str, crumbs: tuple[Link, ...]) -> Frame:
     canonical = None if site.base_url is None else absolute_url(site.base_url, here)
     return Frame(
         title=f"{title} · {atlas.title}" if crumbs else atlas.title,
-        site_title=atlas.title,
+        colophon=colophon(atlas),
         root=root_of(here),
         stylesheet=relative(STYLESHEET, here),
         script=relative(SCRIPT, here),
@@ -153,6 +153,16 @@ def frame(site: Site, here: str, title: str, crumbs: tuple[Link, ...]) -> Frame:
         canonical=canonical,
         nav=(first, *crumbs),
     )
+
+
+def colophon(atlas: AtlasRecord) -> str:
+    """What the atlas is of, by the model's name: the title, which defaults
+    to the product's name and often says "atlas" itself, would read
+    "A neuron atlas of Neuron Atlas"."""
+    name = atlas.model.get("name")
+    if not name:
+        return "A neuron atlas made with Neuron Atlas."
+    return f"A neuron atlas of the model {name}, made with Neuron Atlas."
 
 
 def index_page(site: Site) -> IndexPage:

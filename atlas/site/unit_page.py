@@ -21,6 +21,7 @@ from atlas.site.facts import (
     format_number,
     label_facts,
     label_line,
+    no_weights_note,
     quality_facts,
     stats_facts,
     view_caption,
@@ -116,6 +117,8 @@ class UnitPage:
     stats: tuple[Fact, ...]
     promotes: tuple[Fact, ...]
     suppresses: tuple[Fact, ...]
+    no_promotes: str  # said when `promotes` is empty
+    no_suppresses: str
     previous: Link | None
     next: Link | None
     up: Link
@@ -126,10 +129,18 @@ class UnitPage:
 def unit_pages(site: Site, position: int) -> Iterator[tuple[UnitRecord, UnitPage]]:
     """Every unit page of the atlas's `position`-th layer, in unit order."""
     units = ordered_units(site.atlas.layers[position])
+    weighed = has_class_weights(site.atlas.layers[position])
     for number, unit in enumerate(units):
         before = units[number - 1] if number > 0 else None
         after = units[number + 1] if number + 1 < len(units) else None
-        yield unit, unit_page(site, position, unit, (before, after))
+        yield unit, unit_page(site, position, unit, (before, after), weighed)
+
+
+def has_class_weights(layer: LayerRecord) -> bool:
+    """Whether the build computed the layer's influence on the classes: it
+    does so for every unit of a layer or none, and a unit shows a class
+    weight unless all of its weights are zero."""
+    return any(unit.promotes or unit.suppresses for unit in layer.units)
 
 
 def unit_page(
@@ -137,9 +148,13 @@ def unit_page(
     position: int,
     unit: UnitRecord,
     neighbours: tuple[UnitRecord | None, UnitRecord | None],
+    weighed: bool | None = None,
 ) -> UnitPage:
-    """A unit's page; `neighbours` are the units before and after it."""
+    """A unit's page; `neighbours` are the units before and after it;
+    `weighed`, whether its layer has class weights (found when None)."""
     layer = site.atlas.layers[position]
+    if weighed is None:
+        weighed = has_class_weights(layer)
     lay = site.layout.layers[position]
     name, index = layer.info.name, unit.index
     files = lay.files(unit)
@@ -167,6 +182,8 @@ def unit_page(
         stats=stats_facts(unit.stats),
         promotes=weight_facts(unit.promotes),
         suppresses=weight_facts(unit.suppresses),
+        no_promotes=no_weights_note("promote", weighed),
+        no_suppresses=no_weights_note("suppress", weighed),
         previous=_neighbour(lay, neighbours[0], here),
         next=_neighbour(lay, neighbours[1], here),
         up=Link(f"Layer {name}", up),

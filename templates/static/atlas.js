@@ -96,6 +96,8 @@
         detail: layer.units.length + " units",
         path: layer.page,
         fields: [name],
+        kind: "layer",
+        number: null,
         rank: 0
       });
       layer.units.forEach(function (unit) {
@@ -114,8 +116,10 @@
           title: layer.name + " · unit " + unit[0],
           detail: detail.join(" · "),
           path: unitPage(layer, unit[0]),
-          fields: [name, String(unit[0]), label.toLowerCase()]
+          fields: [name, label.toLowerCase()]
             .concat(promoted.map(function (c) { return c.toLowerCase(); })),
+          kind: "unit",
+          number: String(unit[0]),
           rank: 1
         });
       });
@@ -123,11 +127,19 @@
     return entries;
   }
 
-  /* How well one query word matches an entry: whole field 3, the start
-     of a field 2, inside a field 1, nowhere 0. */
+  /* How well one query word matches an entry. The unit number exactly 4:
+     on an atlas whose classes are digits, `conv2 7` means unit 7, not the
+     units that promote class 7. Then a whole field 3, the start of a field
+     2, inside a field 1; the word `unit` or `layer` as the results name
+     the entry 1 (`conv2 unit 7`); nowhere 0. */
   function wordScore(word, entry) {
-    var best = 0;
-    entry.fields.forEach(function (field) {
+    if (word === entry.number) {
+      return 4;
+    }
+    var best = word === entry.kind ? 1 : 0;
+    var fields = entry.number === null
+      ? entry.fields : entry.fields.concat([entry.number]);
+    fields.forEach(function (field) {
       if (!field) {
         return;
       }
