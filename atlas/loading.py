@@ -10,9 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import json
 import logging
-import re
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -25,13 +23,15 @@ from atlas import preprocess as conventions
 from atlas.channels import to_channels_last
 from atlas.errors import ModelError
 from atlas.graph import flatten
+from atlas.saved import (
+    load_failure,
+    saved_config,
+    savedmodel_message,
+    tensorflow_functions,
+)
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 # Keras 2 wrote arguments that Keras 3 layers no longer take.
-_UNKNOWN_KWARG = re.compile(
-    r"Unrecognized keyword arguments? passed to (\w+): \{'(\w+)'"
-)
-
 logger = logging.getLogger(__name__)
 
 
@@ -120,7 +120,7 @@ def _from_file(path: Path | None, objects: dict, safe_mode: bool) -> keras.Model
         )
     path = Path(path)
     if path.is_dir():
-        raise ModelError(_savedmodel_message(path))
+        raise ModelError(savedmodel_message(path))
     if not path.is_file():
         raise ModelError(
             f"model file not found: '{path}'. Set model.path in the config to "
@@ -137,129 +137,14 @@ def _from_file(path: Path | None, objects: dict, safe_mode: bool) -> keras.Model
             "by model.save('model.keras')); it may be truncated or another "
             "kind of file. Save the model again and point model.path at it."
         )
-    config = _saved_config(path)
+    config = saved_config(path)
     objects = {**tensorflow_functions(config), **objects}
     try:
         return keras.saving.load_model(
             path, compile=False, custom_objects=objects, safe_mode=safe_mode
         )
     except Exception as exc:  # Keras raises many types for a bad file
-        raise ModelError(_load_failure(path, exc, config, set(objects))) from exc
-
-
-def tensorflow_functions(config) -> dict[str, object]:
-    """TensorFlow's own functions a saved config names as activations (e.g.
-    tf.nn.softmax, saved as "softmax_v2"), which Keras cannot look up by
-    name; found by name in tf.nn and tf.math, no code from the file runs."""
-    wanted = {name for _, name in function_references(config)}
-    if not wanted:
-        return {}
-    import tensorflow as tf
-
-    found = {}
-    for namespace in (tf.nn, tf.math):
-        for value in vars(namespace).values():
-            name = getattr(value, "__name__", None)
-            if callable(value) and name in wanted:
-                found.setdefault(name, value)
-    if found:
-        logger.info("reading TensorFlow function(s) %s by name", sorted(found))
-    return found
-
-
-def function_references(config) -> list[tuple[str, str]]:
-    """(layer name, function name) of every plain function a saved model
-    config refers to, sub-models included."""
-    found = []
-    if isinstance(config, dict):
-        inner = config.get("config")
-        if isinstance(inner, dict) and "name" in inner:
-            for value in inner.values():
-                if isinstance(value, dict) and value.get("class_name") == "function":
-                    found.append((str(inner["name"]), str(value.get("config"))))
-        for value in config.values():
-            found.extend(function_references(value))
-    elif isinstance(config, list):
-        for value in config:
-            found.extend(function_references(value))
-    return list(dict.fromkeys(found))
-
-
-def _load_failure(path: Path, exc: Exception, config, known: set[str]) -> str:
-    text = str(exc)
-    unknown = [
-        (layer, name)
-        for layer, name in function_references(config)
-        if name not in known
-    ]
-    if unknown:
-        listed = ", ".join(f"layer {layer!r} uses {name!r}" for layer, name in unknown)
-        return (
-            f"'{path}' names functions Keras cannot load by name ({listed}). "
-            "Re-save the model with Keras's own activations (e.g. "
-            "activation='softmax'), or set model.custom_module to a module "
-            "whose custom_objects dict maps each name to its function."
-        )
-    if "safe_mode" in text or "unsafe" in text.lower():
-        return (
-            f"'{path}' holds Python code (e.g. a Lambda layer), which Keras "
-            "does not run by default. Only if you trust the file, set "
-            "model.safe_mode = false under [model]; better, replace the "
-            "Lambda with a layer class and re-save."
-        )
-    kwarg = _UNKNOWN_KWARG.search(text)
-    if kwarg:
-        layer, name = kwarg.groups()
-        named = _layers_with(config, layer, name)
-        which = f" ({', '.join(repr(n) for n in named)})" if named else ""
-        return (
-            f"'{path}' was saved by an older Keras: its {layer} layers{which} "
-            f"carry the argument {name!r}, which Keras 3 does not accept. Load "
-            "it with the Keras that saved it and re-save it as .keras, or "
-            f"remove {name!r} from those layers' config."
-        )
-    if "Unknown layer" in text or "Could not locate" in text:
-        return (
-            f"'{path}' uses a layer Keras does not know: {text.splitlines()[0]} "
-            "Set model.custom_module to the Python module that defines it."
-        )
-    return (
-        f"cannot load model '{path}': {type(exc).__name__}: "
-        f"{text.splitlines()[0] if text else ''} Check that the file is a "
-        "complete Keras model (re-save it with model.save('model.keras'))."
-    )
-
-
-def _saved_config(path: Path) -> dict | None:
-    """The model config stored in a .keras or .h5 file, or None if unread."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                return json.loads(archive.read("config.json"))
-        import h5py
-
-        with h5py.File(path, "r") as file:
-            text = file.attrs["model_config"]
-        return json.loads(text.decode() if isinstance(text, bytes) else text)
-    except (OSError, KeyError, ValueError, ImportError):
-        return None
-
-
-def _layers_with(config, class_name: str, kwarg: str) -> list[str]:
-    """Names of the `class_name` layers whose config carries `kwarg`, found
-    anywhere in a saved model config (sub-models included)."""
-    found = []
-    if isinstance(config, dict):
-        inner = config.get("config")
-        if config.get("class_name") == class_name and isinstance(inner, dict):
-            if kwarg in inner:
-                found.append(str(inner.get("name", "?")))
-        for value in config.values():
-            found.extend(_layers_with(value, class_name, kwarg))
-    elif isinstance(config, list):
-        for value in config:
-            found.extend(_layers_with(value, class_name, kwarg))
-    return list(dict.fromkeys(found))
+        raise ModelError(load_failure(path, exc, config, set(objects))) from exc
 
 
 def _builder(name: str):
@@ -373,17 +258,6 @@ def _check_finite(model: keras.Model) -> None:
             "every image and activation would be NaN. Load a checkpoint from "
             "before training diverged."
         )
-
-
-def _savedmodel_message(path: Path) -> str:
-    if (path / "saved_model.pb").exists():
-        return (
-            f"'{path}' is a TensorFlow SavedModel directory (e.g. written by "
-            "model.export()), which Keras 3 cannot load as a model. Load it "
-            "where it was made and re-save it with model.save('model.keras'), "
-            "then set model.path to that file."
-        )
-    return f"model.path '{path}' is a directory; point it at a .keras or .h5 file."
 
 
 def add_import_root(folder: Path) -> None:
