@@ -7,7 +7,7 @@ MobileNetV2 at 128x128.
     python3 bench/live.py [--frames N] [--clients N]
 
 The client sends each frame when the reply to the last one has arrived,
-as probe.js does. The last line is `live fps=<f> p95_ms=<f>` for
+as probe-stream.js does. The last line is `live fps=<f> p95_ms=<f>` for
 MobileNetV2.
 """
 

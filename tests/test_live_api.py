@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 
 import keras
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image
 
 from atlas.attribute import Attributor, heatmap
 from atlas.data_folder import fit_image
+from atlas.live.app import TEMPLATES
 from atlas.live.engine import Probe, find_head
 from atlas.live.inputs import rgba_to_pixels
 from atlas.live.protocol import decode_reply
@@ -163,6 +165,27 @@ def test_layer_and_unit_pages_link_the_probe_only_when_live(client, project):
     assert 'href="../../live/probe.html?layer=c1&amp;unit=2"' in unit.text
     assert not any("live/" in p.read_text() for p in output.rglob("*.html"))
     assert client.get("/live/probe.html").status_code == 200
+
+
+def test_probe_page_scripts_load_deferred_in_order_and_are_served(client):
+    page = client.get("/live/probe.html").text
+    scripts = re.findall(r'<script src="static/([^"]+)" defer></script>', page)
+    links = re.findall(r'(?:src|href)="(static/[^"]+)"', page)
+
+    assert page.count("<script") == len(scripts)
+    assert scripts == [
+        "probe-frames.js",
+        "probe-core.js",
+        "probe-input.js",
+        "probe-stream.js",
+        "probe-view.js",
+        "probe-unit.js",
+        "probe.js",
+    ]
+    for link in links:
+        served = client.get("/live/" + link)
+        assert served.status_code == 200, link
+        assert served.content == (TEMPLATES / link).read_bytes()
 
 
 def test_unit_files_come_from_the_manifest_and_resolve(client):

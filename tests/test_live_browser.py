@@ -111,6 +111,31 @@ def test_probe_follows_the_webcam_and_shows_a_unit(server, page):
     assert page.errors == []
 
 
+def caption_starts(page, text: str) -> None:
+    page.wait_for_function(
+        "t => document.getElementById('unit-map-caption').textContent.startsWith(t)",
+        arg=text,
+    )
+
+
+def test_unit_link_buttons_and_map_choice_reach_across_the_scripts(server, page):
+    page.goto(f"{server}/live/probe.html?layer=c1&unit=2")
+    caption_starts(page, "Deconvnet map of unit 2")
+    assert page.text_content("#unit-title") == "Unit 2 of c1"
+
+    buttons = page.locator("#top-units button")
+    labels = [buttons.nth(i).text_content() for i in range(buttons.count())]
+    pick = next(i for i, label in enumerate(labels) if label.split()[1] != "2")
+    unit = labels[pick].split()[1]
+    buttons.nth(pick).click()
+    caption_starts(page, f"Deconvnet map of unit {unit}")
+    assert page.text_content("#unit-title") == f"Unit {unit} of c1"
+
+    page.select_option("#method-select", "gradient")
+    caption_starts(page, f"Gradient map of unit {unit}")
+    assert page.errors == []
+
+
 def png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")

@@ -1,5 +1,5 @@
 """Shared setup of the live-probe tests (no tests here): a tiny project
-built once per test run, its probe, and frames as probe.js sends them."""
+built once per test run, its probe, and frames as the probe page sends them."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def gray_rgba(pixels: np.ndarray) -> np.ndarray:
 
 
 def frame(pixels: np.ndarray, layer: int, seq: int = 1) -> bytes:
-    """The bytes probe.js sends for gray `pixels` and layer index `layer`."""
+    """The bytes the probe page sends for gray `pixels` and layer index `layer`."""
     return encode_request(FrameRequest(seq, layer, gray_rgba(pixels)))
 
 

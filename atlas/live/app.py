@@ -23,7 +23,18 @@ from atlas.live.stream import stream
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 # The probe's own files, served from templates/static/ under /live/static/.
 PROBE_STATIC = frozenset(
-    {"probe.js", "probe-frames.js", "probe.css", "style.css", "favicon.svg"}
+    {
+        "probe-frames.js",
+        "probe-core.js",
+        "probe-input.js",
+        "probe-stream.js",
+        "probe-view.js",
+        "probe-unit.js",
+        "probe.js",
+        "probe.css",
+        "style.css",
+        "favicon.svg",
+    }
 )
 # An upload may be a large photo; frames and other bodies are far smaller.
 MAX_BODY = 20 * 1024 * 1024

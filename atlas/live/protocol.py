@@ -2,8 +2,8 @@
 the model's input size) and the packed reply (one uint8 tile image of
 every unit's map, per-unit maxima, the top classes).
 
-All numbers are little-endian. templates/static/probe.js reads and writes
-the same layout; change both together and bump the magic.
+All numbers are little-endian. templates/static/probe-frames.js reads and
+writes the same layout; change both together and bump the magic.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 /* Neuron Atlas live probe, frames: the binary messages of
    atlas/live/protocol.py, and the grid of activation maps drawn from a
    packed reply. A classic script that sets one global, AtlasProbeFrames;
-   probe.js uses it. */
+   the probe's other scripts use it. */
 (function () {
   "use strict";
 
