@@ -31,6 +31,8 @@ _LOCAL_HEADER = 30
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 # The build-cache folder that holds decompressed members.
 UNPACKED_KIND = "arrays"
+# What reading a damaged or truncated array file raises.
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 class ArrayFile:
@@ -140,7 +142,7 @@ def open_arrays(
             keys = list(loaded.files)
             labels = _first(loaded, LABEL_KEYS)
             names = loaded["class_names"] if "class_names" in keys else None
-    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+    except _READ_ERRORS as exc:
         raise DataError(f"cannot read array file '{path}': {exc}") from exc
     key = next((k for k in IMAGE_KEYS if k in keys), None)
     if key is None:
@@ -149,7 +151,10 @@ def open_arrays(
             f"{list(IMAGE_KEYS)}. Re-save with np.savez(path, x=images)."
         )
     names = None if names is None else [str(n) for n in names]
-    return ArrayFile(path, key, cache), labels, names
+    try:
+        return ArrayFile(path, key, cache), labels, names
+    except _READ_ERRORS as exc:
+        raise DataError(f"cannot read array file '{path}': {exc}") from exc
 
 
 def _first(loaded, keys: Sequence[str]) -> np.ndarray | None:
