@@ -23,6 +23,7 @@ from atlas.data_folder import (
     to_8_bit,
 )
 from atlas.errors import DataError
+from atlas.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ PARALLEL_BATCHES = 2
 PREFETCH_BATCHES = 2
 # ITU-R BT.601 luma weights, which PIL's "L" conversion also uses.
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+# Leading images checked for values that look mis-scaled: read from the start
+# of the file (of a compressed member's stream), so opening stays cheap.
+WARN_SAMPLE = 64
 
 __all__ = ["Dataset", "Skipped", "open_dataset", "scale_pixels"]
 
@@ -177,8 +181,13 @@ def open_dataset(
     input_range: tuple[float, float],
     limit: int = 0,
     resize: str = "resize",
+    cache: Store | None = None,
 ) -> Dataset:
-    """Open a folder of images or an array file for a model input `shape`."""
+    """Open a folder of images or an array file for a model input `shape`.
+
+    `cache` is the build's store, which keeps the decompressed copy of a
+    compressed `.npz`; opening writes nothing there, the first read does.
+    """
     path = Path(path)
     shape = tuple(int(d) for d in shape)
     if not path.exists():
@@ -186,15 +195,17 @@ def open_dataset(
     if path.is_dir():
         return _open_folder(path, shape, input_range, resize, limit)
     if path.suffix in (".npz", ".npy"):
-        return _open_array(path, shape, input_range, resize, limit)
+        return _open_array(path, shape, input_range, resize, limit, cache)
     raise DataError(
         f"data.path '{path}' is neither a folder of images nor a .npz/.npy "
         f"file; point it at one of those."
     )
 
 
-def _open_array(path: Path, shape, input_range, resize: str, limit: int) -> Dataset:
-    array, labels, names = open_arrays(path)
+def _open_array(
+    path: Path, shape, input_range, resize: str, limit: int, cache: Store | None
+) -> Dataset:
+    array, labels, names = open_arrays(path, cache)
     _check_array(array, shape)
     count = min(len(array), limit) if limit else len(array)
     _plan_channels(array.shape[-1], shape[2], str(path))
@@ -286,7 +297,7 @@ def _warn_float_range(array: ArrayFile, input_range) -> None:
     """Float images are taken as already scaled: say so when they look not."""
     if array.dtype.kind != "f":
         return
-    sample = array.rows(range(min(len(array), 64)))
+    sample = array.head(WARN_SAMPLE)
     low, high = input_range
     span = high - low
     if sample.min() < low - span or sample.max() > high + span:
@@ -305,7 +316,7 @@ def _warn_float_range(array: ArrayFile, input_range) -> None:
 def _warn_shallow(array: ArrayFile) -> None:
     """uint16 images are 16-bit pixels: say so when they hold 8-bit values,
     which would come out nearly black."""
-    sample = array.rows(range(min(len(array), 64)))
+    sample = array.head(WARN_SAMPLE)
     if sample.size and sample.max() <= 255:
         logger.warning(
             "%s: uint16 images whose values are at most %d are read as 16-bit "

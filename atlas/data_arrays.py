@@ -1,20 +1,25 @@
 """Reading images from `.npy`/`.npz` array files a batch at a time.
 
-Uncompressed arrays are read with positional file reads, never mapped or
-loaded whole, so memory does not grow with the size of the file.
+Arrays are read with positional file reads, never mapped or loaded whole,
+so memory does not grow with the size of the file; a compressed member is
+first decompressed, streaming, into an uncompressed copy in a cache folder.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+import threading
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from atlas.data_unpack import scratch_folder, unpacked_member
 from atlas.errors import DataError
+from atlas.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +29,29 @@ LABEL_KEYS = ("y", "labels", "y_test")
 # (PKWARE APPNOTE 4.3.7); the name and extra lengths sit at bytes 26 and 28.
 _LOCAL_HEADER = 30
 _LOCAL_SIGNATURE = b"PK\x03\x04"
+# The build-cache folder that holds decompressed members.
+UNPACKED_KIND = "arrays"
+# What reading a damaged or truncated array file raises.
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 class ArrayFile:
-    """The image array of a `.npy` or `.npz` file, read by rows."""
+    """The image array of a `.npy` or `.npz` file, read by rows.
 
-    def __init__(self, path: Path, key: str | None = None) -> None:
+    A compressed member is decompressed on the first `rows` into `cache`
+    (its "arrays" folder), or without one into a temporary folder that
+    lives as long as this object; opening it writes nothing.
+    """
+
+    def __init__(
+        self, path: Path, key: str | None = None, cache: Store | None = None
+    ) -> None:
         self.path = path
         self.key = key
-        self._memory: np.ndarray | None = None
+        self._cache = cache
+        self._packed: zipfile.ZipInfo | None = None
+        self._unpacked: Path | None = None
+        self._lock = threading.Lock()
         self.shape, self.dtype, self._offset = self._locate()
 
     def __len__(self) -> int:
@@ -41,15 +60,57 @@ class ArrayFile:
     def rows(self, indices: Sequence[int]) -> np.ndarray:
         """The rows at `indices`, in that order, as one array."""
         indices = np.asarray(indices, dtype=np.int64)
-        if self._memory is not None:
-            return self._memory[indices]
         out = np.empty((len(indices), *self.shape[1:]), self.dtype)
-        size = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
-        with open(self.path, "rb", buffering=0) as file:
+        size = self._row_bytes()
+        with open(self._readable(), "rb", buffering=0) as file:
             for start, stop, first in _runs(indices):
                 view = memoryview(out[start:stop].reshape(-1).view(np.uint8))
                 _read_exact(file, self._offset + first * size, view)
         return out
+
+    def head(self, count: int) -> np.ndarray:
+        """The first `count` rows; from a compressed member not yet
+        decompressed, read from the start of its stream, writing nothing."""
+        count = min(count, len(self))
+        if self._packed is None or self._unpacked is not None:
+            return self.rows(range(count))
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                with archive.open(self._packed) as member:
+                    _npy_header(member, self.path)
+                    data = member.read(count * self._row_bytes())
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise DataError(
+                f"cannot read '{self.key}' from '{self.path}': {exc}. The "
+                f"file is damaged; save the images again (np.savez)."
+            ) from exc
+        if len(data) < count * self._row_bytes():
+            raise DataError(
+                f"'{self.path}' ended early: its '{self.key}' array is shorter "
+                f"than its header says; re-save the array."
+            )
+        rows = np.frombuffer(data, self.dtype).reshape(count, *self.shape[1:])
+        return rows.copy()
+
+    def _row_bytes(self) -> int:
+        return self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
+
+    def _readable(self) -> Path:
+        """The file the rows are read from: the array file itself, or the
+        decompressed copy of its compressed member."""
+        if self._packed is None:
+            return self.path
+        with self._lock:
+            if self._unpacked is None:
+                self._unpacked = unpacked_member(
+                    self.path, self._packed, self._unpack_folder()
+                )
+        return self._unpacked
+
+    def _unpack_folder(self) -> Path:
+        if self._cache is not None:
+            return self._cache.folder(UNPACKED_KIND)
+        return scratch_folder(self)
 
     def _locate(self) -> tuple[tuple[int, ...], np.dtype, int]:
         if self.key is None:
@@ -58,25 +119,22 @@ class ArrayFile:
         with zipfile.ZipFile(self.path) as archive:
             info = archive.getinfo(f"{self.key}.npy")
             if info.compress_type != zipfile.ZIP_STORED:
-                return self._load_whole()
+                # The copy is the member byte for byte, so its header ends
+                # where the member's does.
+                self._packed = info
+                with archive.open(info) as member:
+                    return _npy_header(member, self.path)
             start = _member_start(self.path, info)
         with open(self.path, "rb") as file:
             file.seek(start)
             return _npy_header(file, self.path, start)
 
-    def _load_whole(self):
-        # LIMITATION: a compressed .npz (np.savez_compressed) is held in
-        # memory whole; save large datasets with np.savez or np.save.
-        logger.info(
-            "%s is compressed: holding its '%s' array in memory", self.path, self.key
-        )
-        with np.load(self.path, allow_pickle=False) as loaded:
-            self._memory = loaded[self.key]
-        return self._memory.shape, self._memory.dtype, 0
 
-
-def open_arrays(path: Path) -> tuple[ArrayFile, np.ndarray | None, list | None]:
-    """The images, labels and class names of an array file."""
+def open_arrays(
+    path: Path, cache: Store | None = None
+) -> tuple[ArrayFile, np.ndarray | None, list | None]:
+    """The images, labels and class names of an array file; `cache` holds
+    the decompressed copy of compressed images (see `ArrayFile`)."""
     try:
         if path.suffix == ".npy":
             return ArrayFile(path), None, None
@@ -84,7 +142,7 @@ def open_arrays(path: Path) -> tuple[ArrayFile, np.ndarray | None, list | None]:
             keys = list(loaded.files)
             labels = _first(loaded, LABEL_KEYS)
             names = loaded["class_names"] if "class_names" in keys else None
-    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+    except _READ_ERRORS as exc:
         raise DataError(f"cannot read array file '{path}': {exc}") from exc
     key = next((k for k in IMAGE_KEYS if k in keys), None)
     if key is None:
@@ -93,7 +151,10 @@ def open_arrays(path: Path) -> tuple[ArrayFile, np.ndarray | None, list | None]:
             f"{list(IMAGE_KEYS)}. Re-save with np.savez(path, x=images)."
         )
     names = None if names is None else [str(n) for n in names]
-    return ArrayFile(path, key), labels, names
+    try:
+        return ArrayFile(path, key, cache), labels, names
+    except _READ_ERRORS as exc:
+        raise DataError(f"cannot read array file '{path}': {exc}") from exc
 
 
 def _first(loaded, keys: Sequence[str]) -> np.ndarray | None:

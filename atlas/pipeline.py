@@ -77,12 +77,17 @@ def build(settings: Settings) -> BuildReport:
     if settings.visualize.size:
         names = ", ".join(repr(info.name) for info in infos)
         check_canvas(feature_model(model, infos), canvas, f"layers {names}")
+    # Opening the data writes nothing, so a bad dataset leaves the output
+    # untouched; a compressed one is decompressed into the store on the
+    # first read, after the output is claimed.
+    store = Store(Path(settings.output.dir) / CACHE_DIR)
     dataset = open_dataset(
         settings.data.path,
         shape,
         settings.model.input_range,
         settings.data.limit,
         settings.data.resize,
+        cache=store,
     )
     output = claim_output(settings.output.dir)
     ctx = Context(
@@ -90,7 +95,7 @@ def build(settings: Settings) -> BuildReport:
         digest=weights_digest(model),
         settings=settings,
         dataset=dataset,
-        store=Store(output / CACHE_DIR),
+        store=store,
         canvas=canvas,
         pixel_mean=dataset.channel_mean(),
         max_steps=max_steps,

@@ -56,15 +56,22 @@ class Store:
             logger.warning("ignoring unreadable cache entry %s: %s", path, exc)
             return None
 
-    def save(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
-        path = self.path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.parent.resolve().is_relative_to(self.within.resolve()):
+    def folder(self, kind: str) -> Path:
+        """The folder of `kind` entries, created once it is known to lie
+        within the store's bounds (checked first, so that nothing, not even
+        a folder, is made through a link)."""
+        folder = self.root / kind
+        if not folder.resolve().is_relative_to(self.within.resolve()):
             raise BuildError(
-                f"refusing to write the build cache into '{path.parent}': it "
+                f"refusing to write the build cache into '{folder}': it "
                 f"resolves outside '{self.within}' (a symbolic link); remove "
                 "the link and build again"
             )
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def save(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
+        path = self.folder(kind) / f"{key}.npz"
         handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as file:

@@ -43,6 +43,12 @@ def built(project):
     return project / "output"
 
 
+def test_build_reads_compressed_data_from_one_copy_in_its_cache(project, built):
+    (copy,) = (built / ".atlas-cache" / "arrays").iterdir()
+    with np.load(project / "data.npz") as data:
+        np.testing.assert_array_equal(np.load(copy), data["x"])
+
+
 def test_build_writes_index_layer_and_unit_pages(built):
     manifest = json.loads((built / "manifest.json").read_text())
     assert [layer["name"] for layer in manifest["layers"]] == [

@@ -234,7 +234,7 @@ def test_links_planted_in_the_output_lead_nowhere_outside(tmp_path, monkeypatch)
     cache.symlink_to(outside / "elsewhere", target_is_directory=True)
     (outside / "elsewhere").mkdir()
     assert main(["build", "--config", str(config)]) == 2
-    assert list((outside / "elsewhere").rglob("*.npz")) == []
+    assert list((outside / "elsewhere").rglob("*")) == []
 
 
 def test_a_template_change_re_renders_without_recomputing(tmp_path, monkeypatch):
