@@ -63,6 +63,10 @@ HEAD_LAYERS = (
 )
 
 
+# keras.ops that move values without mixing them.
+_MOVES = frozenset({"Transpose", "Reshape"})
+
+
 def label_counts(labels: Sequence[str | None]) -> dict[str, int]:
     """How many examples carry each label, most common first, then by name."""
     counts = Counter(label for label in labels if label is not None)
@@ -159,11 +163,19 @@ def feeds_logits(model: keras.Model, info: LayerInfo, logits: LayerInfo) -> bool
         seen.add(id(tensor))
         history = getattr(tensor, "_keras_history", None)
         op = getattr(history, "operation", None)
-        if op is None or not (op is head or isinstance(op, HEAD_LAYERS)):
+        if op is None or not (op is head or _passes_through(op)):
             return False
         node = op._inbound_nodes[history.node_index]
         tensors.extend(node.input_tensors)
     return bool(seen)
+
+
+def _passes_through(op) -> bool:
+    """A head layer, or a keras.ops call that only moves values (the
+    transpose a re-made channels_first model puts before Flatten)."""
+    if isinstance(op, HEAD_LAYERS):
+        return True
+    return not isinstance(op, keras.layers.Layer) and type(op).__name__ in _MOVES
 
 
 def influence(

@@ -115,24 +115,40 @@ def test_a_model_mixing_formats_is_refused(tmp_path):
         load_model(tmp_path / "m.keras")
 
 
-def test_a_channels_first_model_builds_an_atlas_of_its_channels(tmp_path):
+@pytest.mark.parametrize("head", ["flatten", "global"])
+def test_a_channels_first_atlas_equals_its_channels_last_twins(tmp_path, head):
+    """Top-k values and class influence of a re-made model equal those of
+    the same network written channels_last by hand."""
     import json
 
     from tests.helpers import build_small_atlas
     from tests.site_records import layer_units
 
-    first = _first(None, "global")
-    first.save(tmp_path / "first.keras")
-    images = np.random.default_rng(2).integers(0, 256, (12, 10, 10, 3), np.uint8)
-    np.savez(tmp_path / "data.npz", x=images)
-    site = build_small_atlas(tmp_path, 'path = "first.keras"', ["c2"])
-    reference = _reference(first, None, "global")
-    c2 = keras.Model(reference.inputs[0], reference.get_layer("c2").output)
-    best = np.asarray(c2(images.astype(np.float32) / 255.0)).max(axis=(1, 2))
-    (layer,) = json.loads((site / "manifest.json").read_text())["layers"]
-    units = layer_units(site, layer)
-    assert len(units) == 5
-    for unit in units:
-        top = np.sort(best[:, unit["index"]])[::-1][:2]
-        values = [example["value"] for example in unit["top_k"]]
-        np.testing.assert_allclose(values, top, rtol=1e-4, atol=1e-5)
+    first = _first(None, head)
+    reference = _reference(first, None, head)
+    rng = np.random.default_rng(2)
+    data = {
+        "x": rng.integers(0, 256, (12, 10, 10, 3), np.uint8),
+        "y": rng.integers(0, 3, 12),
+    }
+    units = {}
+    for name, model in (("first", first), ("twin", reference)):
+        (tmp_path / name).mkdir()
+        model.save(tmp_path / name / "m.keras")
+        np.savez(tmp_path / name / "data.npz", **data)
+        site = build_small_atlas(tmp_path / name, 'path = "m.keras"', ["c2"])
+        (layer,) = json.loads((site / "manifest.json").read_text())["layers"]
+        units[name] = layer_units(site, layer)
+    assert len(units["first"]) == 5
+    promoted = 0
+    for mine, theirs in zip(units["first"], units["twin"], strict=True):
+        for key in ("top_k", "promotes", "suppresses"):
+            assert len(mine[key]) == len(theirs[key])
+        for ours, twin in zip(mine["top_k"], theirs["top_k"], strict=True):
+            assert ours["image"] == twin["image"]
+            assert ours["value"] == pytest.approx(twin["value"], rel=1e-4, abs=1e-5)
+        for ours, twin in zip(mine["promotes"], theirs["promotes"], strict=True):
+            assert ours["label"] == twin["label"]
+            assert ours["weight"] == pytest.approx(twin["weight"], rel=1e-3, abs=1e-5)
+        promoted += len(mine["promotes"])
+    assert promoted > 0
