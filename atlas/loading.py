@@ -283,12 +283,24 @@ def open_model(source, root: Path) -> keras.Model:
     )
 
 
-def pixel_convention(model: keras.Model) -> str | None:
-    """What the model's PixelConvention layer does, in words, if it has one."""
+def pixel_convention(model: keras.Model) -> str:
+    """The convention the model's PixelConvention layer applies, or "none"."""
     for layer in model.layers:
         if isinstance(layer, conventions.PixelConvention):
-            return conventions.CONVENTIONS[layer.convention].summary
-    return None
+            return layer.convention
+    return "none"
+
+
+def input_text(model: keras.Model, input_range) -> str:
+    """What the model is fed, in words, for the atlas's pages."""
+    convention = pixel_convention(model)
+    if convention != "none":
+        return conventions.CONVENTIONS[convention].summary
+    low, high = (f"{float(bound):g}" for bound in input_range)
+    own = conventions.scales_itself(model)
+    if own is not None:
+        return f"pixels in [{low}, {high}]; the model's {own.name!r} scales them"
+    return f"pixels in [{low}, {high}], as they are (no convention)"
 
 
 def infer_input_range(model: keras.Model) -> tuple[float, float]:

@@ -26,7 +26,12 @@ from atlas.data import open_dataset
 from atlas.errors import ConfigError
 from atlas.explain import layer_heatmaps, layer_influence
 from atlas.labels import dataset_classes
-from atlas.loading import infer_input_range, open_model, pixel_convention
+from atlas.loading import (
+    infer_input_range,
+    input_text,
+    open_model,
+    pixel_convention,
+)
 from atlas.model import (
     describe_layers,
     feature_model,
@@ -197,6 +202,7 @@ def _atlas_record(ctx, layers, all_layers, accuracy) -> AtlasRecord:
             "input_shape": list(ctx.dataset.shape),
             "input_range": list(settings.model.input_range),
             "preprocess": pixel_convention(ctx.model),
+            "input_text": input_text(ctx.model, settings.model.input_range),
             "parameters": int(ctx.model.count_params()),
         },
         settings=_public_settings(ctx),

@@ -14,7 +14,12 @@ import pytest
 from atlas import preprocess
 from atlas.config import parse_settings
 from atlas.errors import ConfigError, ModelError
-from atlas.loading import infer_input_range, load_model, pixel_convention
+from atlas.loading import (
+    infer_input_range,
+    input_text,
+    load_model,
+    pixel_convention,
+)
 from atlas.model import describe_layers
 from atlas.receptive import receptive_field
 from tests.helpers import build_small_atlas
@@ -100,7 +105,7 @@ def test_a_model_file_gets_its_convention_in_front(saved, convention):
     expected = original(_reference(REFERENCE[convention], PIXELS))
     np.testing.assert_allclose(np.asarray(model(PIXELS)), expected, atol=1e-4)
     assert infer_input_range(model) == (0.0, 255.0)
-    assert pixel_convention(model) == preprocess.CONVENTIONS[convention].summary
+    assert pixel_convention(model) == convention
 
 
 def test_the_convention_layer_is_not_a_layer_of_the_atlas(saved):
@@ -117,8 +122,18 @@ def test_the_convention_layer_is_not_a_layer_of_the_atlas(saved):
 
 def test_a_file_model_is_fed_plain_pixels_by_default(saved):
     model = load_model(saved)
-    assert pixel_convention(model) is None
+    assert pixel_convention(model) == "none"
     assert infer_input_range(model) == (0.0, 1.0)
+    assert input_text(model, (0, 1)) == "pixels in [0, 1], as they are (no convention)"
+
+
+def test_the_page_says_what_fed_the_model_in_every_case(tmp_path, saved):
+    caffe = load_model(saved, preprocess="caffe")
+    assert input_text(caffe, (0, 255)) == "BGR, minus the ImageNet mean (caffe)"
+    _nested_rgb(scale_first=True).save(tmp_path / "scaled.keras")
+    scaled = load_model(tmp_path / "scaled.keras")
+    expected = "pixels in [0, 255]; the model's 'scale' scales them"
+    assert input_text(scaled, infer_input_range(scaled)) == expected
 
 
 @pytest.mark.parametrize(
@@ -127,13 +142,13 @@ def test_a_file_model_is_fed_plain_pixels_by_default(saved):
 )
 def test_an_application_gets_its_convention_automatically(application, front):
     model = load_model(None, (32, 32, 3), application=application, weights=None)
-    assert pixel_convention(model) == preprocess.CONVENTIONS[front].summary
+    assert pixel_convention(model) == front
     assert infer_input_range(model) == (0.0, 255.0)
 
 
 def test_an_application_that_scales_itself_gets_no_convention():
     model = load_model(None, (32, 32, 3), application="EfficientNetB0", weights=None)
-    assert pixel_convention(model) is None
+    assert pixel_convention(model) == "none"
     assert infer_input_range(model) == (0.0, 255.0)  # from its own Rescaling
 
 
@@ -250,3 +265,4 @@ def test_an_application_builds_an_atlas_with_its_convention(tmp_path):
     assert "RGB scaled to [-1, 1] (tf)" in index
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["model"]["input_range"] == [0.0, 255.0]
+    assert manifest["model"]["preprocess"] == "tf"

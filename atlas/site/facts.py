@@ -108,7 +108,7 @@ def index_facts(atlas: AtlasRecord) -> tuple[Fact, ...]:
         ("Weights digest", _short(model.get("digest"))),
         ("Input shape", _dims(model.get("input_shape"))),
         ("Input range", _range(model.get("input_range"))),
-        ("Model input", model.get("preprocess")),
+        ("Model input", model.get("input_text")),
         ("Parameters", _number(model.get("parameters"))),
         ("Dataset", _data_text(data)),
         ("Preset", settings.get("preset")),
