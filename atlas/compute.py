@@ -142,32 +142,53 @@ def synthesize_layer(
     layer_model = ascent_model(ctx.model, info)
     extra = ViewSet(negative=vis.negative, diversity=vis.diversity)
     views: dict[str, Synthesis] = {}
+    fresh: dict[str, int] = {}
     for name in vis.views:
         wanted = extra if name == vis.preset else ViewSet()
-        views.update(_preset_views(ctx, layer_model, info, name, wanted, statistics))
+        found, fresh[name] = _preset_views(
+            ctx, layer_model, info, name, wanted, statistics
+        )
+        views.update(found)
+    _log_freshness(info, fresh)
     order = [*vis.views, *extra.names(vis.preset)[1:]]
     return {key: views[key] for key in order}
 
 
-def _preset_views(ctx, layer_model, info, name, views, statistics) -> dict:
-    """One preset's views of every unit, chunk by chunk through the store."""
+def _log_freshness(info: LayerInfo, fresh: dict[str, int]) -> None:
+    """Say which presets were synthesized now and which came from the store."""
+    made = [f"{name} ({count} units)" for name, count in fresh.items() if count]
+    kept = [name for name, count in fresh.items() if not count]
+    parts = []
+    if made:
+        parts.append("synthesized " + ", ".join(made))
+    if kept:
+        parts.append("from the cache: " + ", ".join(kept))
+    logger.info("layer %s: %s", info.name, "; ".join(parts))
+
+
+def _preset_views(ctx, layer_model, info, name, views, statistics) -> tuple:
+    """One preset's views of every unit, chunk by chunk through the store,
+    and how many units were synthesized (not found in the store)."""
     vis = ctx.settings.visualize
     steps = _steps(PRESETS[name].steps, vis.steps, ctx.max_steps)
     size = chunk_size(layer_model, ctx.canvas, views.per_unit, vis.memory_mb, vis.chunk)
-    parts = []
+    parts, fresh = [], 0
     with progress_bar(info.units, f"{info.name} {name}") as bar:
         for start in range(0, info.units, size):
             units = list(range(start, min(start + size, info.units)))
             job = (info, PRESETS[name], views, units, steps)
-            parts.append(_chunk(ctx, layer_model, job, statistics))
+            entries, computed = _chunk(ctx, layer_model, job, statistics)
+            parts.append(entries)
+            fresh += len(units) if computed else 0
             bar.update(len(units))
     keys = views.names(name)
-    return {key: _concat(name, key, [part[key] for part in parts]) for key in keys}
+    joined = {key: _concat(name, key, [part[key] for part in parts]) for key in keys}
+    return joined, fresh
 
 
-def _chunk(ctx, layer_model, job, statistics) -> dict[str, dict]:
+def _chunk(ctx, layer_model, job, statistics) -> tuple[dict[str, dict], bool]:
     """One chunk's views, by view key: from the store, or computed together
-    and stored each under its own key."""
+    and stored each under its own key; and whether they were computed."""
     info, preset, views, units, steps = job
     keys = {
         view: _view_key(ctx, job, view, statistics) for view in views.names(preset.name)
@@ -175,7 +196,7 @@ def _chunk(ctx, layer_model, job, statistics) -> dict[str, dict]:
     entries = {view: ctx.store.load("synthesis", key) for view, key in keys.items()}
     if all(entry is not None for entry in entries.values()):
         logger.debug("%s units %d-%d from cache", info.name, units[0], units[-1])
-        return entries
+        return entries, False
     vis = ctx.settings.visualize
     results = synthesize(
         layer_model,
@@ -196,7 +217,7 @@ def _chunk(ctx, layer_model, job, statistics) -> dict[str, dict]:
     for view, result in results.items():
         entries[view] = {name: np.asarray(getattr(result, name)) for name in _VIEW}
         ctx.store.save("synthesis", keys[view], entries[view])
-    return entries
+    return entries, True
 
 
 def _view_key(ctx, job, view: str, statistics: PixelStatistics) -> str:

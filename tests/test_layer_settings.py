@@ -3,6 +3,7 @@ layer's [layers.override] changed between the first two builds."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import numpy as np
@@ -36,6 +37,7 @@ class _Recorder:
         self.mined: list[tuple[tuple[str, ...], int]] = []
         self.heatmaps: list[str] = []
         self.saved: Counter[str] = Counter()
+        self.said: list[str] = []  # what atlas.compute logged
 
     def install(self, patch: pytest.MonkeyPatch) -> None:
         import atlas.compute as compute
@@ -67,13 +69,27 @@ class _Recorder:
         patch.setattr(Store, "save", save_spy)
 
 
+class _Said(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def _build(project, config: str) -> _Recorder:
     (project / "site_config.toml").write_text(config, encoding="utf-8")
     recorder = _Recorder()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ATLAS_MAX_STEPS", STEPS)
-        recorder.install(patch)
-        code = main(["build", "--config", str(project / "site_config.toml")])
+    handler = _Said(recorder.said)
+    logging.getLogger("atlas.compute").addHandler(handler)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("ATLAS_MAX_STEPS", STEPS)
+            recorder.install(patch)
+            code = main(["build", "--config", str(project / "site_config.toml")])
+    finally:
+        logging.getLogger("atlas.compute").removeHandler(handler)
     assert code == 0
     return recorder
 
@@ -110,6 +126,14 @@ def test_build_changed_override_recomputes_only_that_layer(builds):
     assert second.saved["heatmaps"] == 1
     assert second.saved["synthesis"] == 2  # 6 units in chunks of 4
     assert set(second.saved) == {"mining", "heatmaps", "synthesis"}
+
+
+def test_build_log_says_what_was_synthesized_and_what_was_kept(builds):
+    _, (first, second, third) = builds
+    assert "layer c1: synthesized l2 (4 units)" in first.said
+    assert "layer c2: synthesized fourier (6 units); from the cache: l2" in second.said
+    assert "layer c1: from the cache: l2" in second.said
+    assert "layer c2: from the cache: fourier, l2" in third.said
 
 
 def test_build_unchanged_config_recomputes_nothing(builds):
