@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     ConfigDict,
     Field,
+    Strict,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -34,7 +35,12 @@ DEFAULT_CONFIG = "site_config.toml"
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, strict=False)
 
-PositiveInt = Annotated[int, Field(gt=0)]
+# Numbers and switches must be written as such: "4" or "yes" is an error,
+# not quietly read as 4 or true (an int is still a fine float).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+PositiveInt = Annotated[int, Strict(), Field(gt=0)]
 
 
 @dataclass(config=_STRICT)
@@ -70,8 +76,8 @@ class ModelSettings:
     application: str | None = None
     weights: str | None = "imagenet"
     custom_module: str | None = None
-    safe_mode: bool = True
-    input_range: tuple[float, float] | None = None
+    safe_mode: Bool = True
+    input_range: tuple[Float, Float] | None = None
     input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
     # The keras.applications pixel convention the model was trained on
     # (atlas.preprocess); "auto" is an application's own, "none" for a file.
@@ -107,7 +113,7 @@ class DataSettings:
     """The dataset mined for top-k examples."""
 
     path: Path
-    limit: Annotated[int, Field(ge=0)] = 0
+    limit: Annotated[Int, Field(ge=0)] = 0
     batch_size: PositiveInt = 64
     resize: Literal["resize", "crop"] = "resize"
 
@@ -144,18 +150,18 @@ class VisualizeSettings:
     """How synthesized images are made."""
 
     preset: str = "yosinski-3"
-    steps: Annotated[int, Field(ge=0)] = 0
+    steps: Annotated[Int, Field(ge=0)] = 0
     size: tuple[PositiveInt, PositiveInt] | None = None
-    seed: int = 0
+    seed: Int = 0
     objective: Literal["channel", "neuron"] = "channel"
     chunk: PositiveInt = 64
-    eager: bool = False
+    eager: Bool = False
     # The presets every unit page shows side by side, in this order; the
     # main preset joins at the front when it is not among them.
     progression: tuple[str, ...] = ("none", "l2", "yosinski-3-jitter", "fourier")
-    negative: bool = False
-    diversity: Annotated[int, Field(ge=0, le=64)] = 0
-    memory_mb: Annotated[float, Field(gt=0)] = 1024.0
+    negative: Bool = False
+    diversity: Annotated[Int, Field(ge=0, le=64)] = 0
+    memory_mb: Annotated[Float, Field(gt=0)] = 1024.0
 
     @field_validator("preset")
     @classmethod
@@ -203,8 +209,8 @@ class VisualizeSettings:
 class MineSettings:
     """How top-k examples are mined."""
 
-    top_k: Annotated[int, Field(gt=0, le=100)] = 9
-    bins: Annotated[int, Field(ge=2, le=256)] = 32
+    top_k: Annotated[Int, Field(gt=0, le=100)] = 9
+    bins: Annotated[Int, Field(ge=2, le=256)] = 32
     heatmaps: tuple[Literal["deconvnet", "guided", "gradient"], ...] = (
         "deconvnet",
         "guided",
@@ -271,9 +277,7 @@ def parse_settings(raw: dict[str, Any], source: str = "config") -> Settings:
 
     problems = _unknown_keys(raw) + override_problems(raw)
     try:
-        settings = TypeAdapter(Settings).validate_python(
-            _without_unknown(raw), strict=False
-        )
+        settings = TypeAdapter(Settings).validate_python(_without_unknown(raw))
     except ValidationError as exc:
         problems += [_describe(err) for err in exc.errors()]
         settings = None

@@ -116,7 +116,7 @@ def _section_problems(
         {k: v for k, v in base.items() if k in known} if isinstance(base, dict) else {}
     )
     try:
-        TypeAdapter(settings).validate_python({**base, **given}, strict=False)
+        TypeAdapter(settings).validate_python({**base, **given})
     except ValidationError as exc:
         problems += [
             _describe(where, err)

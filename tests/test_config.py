@@ -77,6 +77,36 @@ def test_parse_settings_wrong_types_are_rejected():
         parse_settings(_with("layers", names="conv1"))
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("mine", "top_k", "4"),
+        ("visualize", "negative", "yes"),
+        ("visualize", "steps", 12.5),
+        ("model", "safe_mode", 0),
+        ("data", "batch_size", True),
+    ],
+)
+def test_parse_settings_numbers_and_switches_are_not_coerced(section, key, value):
+    with pytest.raises(ConfigError) as error:
+        parse_settings(_with(section, **{key: value}))
+    assert f"{section}.{key}" in str(error.value) and repr(value) in str(error.value)
+
+
+def test_parse_settings_whole_numbers_are_fine_floats():
+    settings = parse_settings(
+        _with("model", input_range=[0, 255]) | {"visualize": {"memory_mb": 512}}
+    )
+    assert settings.model.input_range == (0.0, 255.0)
+    assert settings.visualize.memory_mb == 512.0
+
+
+def test_parse_settings_override_values_are_not_coerced():
+    raw = _with("layers", override={"conv1": {"visualize": {"negative": "yes"}}})
+    with pytest.raises(ConfigError, match="layers.override.conv1.visualize.negative"):
+        parse_settings(raw)
+
+
 def test_load_settings_resolves_paths_against_config_folder(tmp_path):
     folder = tmp_path / "project"
     folder.mkdir()
