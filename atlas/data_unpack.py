@@ -104,8 +104,11 @@ def _check_size(path: Path, info: zipfile.ZipInfo, temp: Path) -> None:
 
 
 def _remove_stale(folder: Path, name: str, keep: Path) -> None:
-    """Copies of earlier versions of the same archive member."""
+    """Copies of earlier versions of the same archive member, and partial
+    copies a killed build left behind (a build owns its cache alone)."""
     for old in folder.iterdir():
-        if old.name.startswith(name) and old.suffix == ".npy" and old != keep:
-            logger.debug("removing the outdated copy %s", old)
+        outdated = old.name.startswith(name) and old.suffix == ".npy"
+        partial = old.name.startswith(_TEMP_PREFIX) and old.suffix == ".tmp"
+        if (outdated or partial) and old != keep:
+            logger.debug("removing %s", old)
             old.unlink(missing_ok=True)

@@ -133,3 +133,16 @@ def test_reading_a_large_compressed_array_takes_little_memory(tmp_path):
         tracemalloc.stop()
     assert corners == [i % 251 for i in range(BIG_SHAPE[0])]
     assert peak < 32 * MIB, f"peak {peak / MIB:.1f} MiB for a 128 MiB array"
+
+
+def test_a_partial_copy_a_killed_build_left_is_removed(tmp_path):
+    x = np.arange(8, dtype=np.uint8).reshape(2, 2, 2, 1)
+    np.savez_compressed(tmp_path / "d.npz", x=x)
+    store = _store(tmp_path)
+    folder = store.root / "arrays"
+    folder.mkdir(parents=True)
+    (folder / ".unpack-abc123.tmp").write_bytes(b"half a copy")
+    np.testing.assert_array_equal(
+        ArrayFile(tmp_path / "d.npz", "x", store).rows([1]), x[1:]
+    )
+    assert [p.suffix for p in _copies(store)] == [".npy"]
