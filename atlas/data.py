@@ -17,6 +17,7 @@ from atlas.data_arrays import ArrayFile, open_arrays
 from atlas.data_folder import (
     PIL_MODES,
     Skipped,
+    evenly_spaced,
     fit_array,
     read_image,
     scan_folder,
@@ -56,6 +57,7 @@ class Dataset:
     class_names: list[str] | None = None
     resize: str = "resize"
     _array: ArrayFile | None = None
+    _rows: list[int] | None = None  # the array's rows, under data.limit
     _files: list[Path] | None = None
     _digest: str | None = None
 
@@ -150,6 +152,8 @@ class Dataset:
 
     def _array_rows(self, indices: Sequence[int]) -> np.ndarray:
         array = self._array
+        if self._rows is not None:
+            indices = [self._rows[i] for i in indices]
         rows = _as_pixels(array.rows(indices), array.path)
         rows = _convert_channels(rows, self.shape[2])
         if rows.shape[1:3] != self.shape[:2]:
@@ -207,7 +211,14 @@ def _open_array(
 ) -> Dataset:
     array, labels, names = open_arrays(path, cache)
     _check_array(array, shape)
-    count = min(len(array), limit) if limit else len(array)
+    rows = evenly_spaced(len(array), limit)
+    if len(rows) < len(array):
+        logger.info(
+            "data.limit = %d: mining %d of the %d images, evenly spaced",
+            limit,
+            len(rows),
+            len(array),
+        )
     _plan_channels(array.shape[-1], shape[2], str(path))
     _warn_float_range(array, input_range)
     if array.dtype == np.uint16:
@@ -224,13 +235,18 @@ def _open_array(
     return Dataset(
         shape=shape,
         input_range=input_range,
-        sources=[f"{path.name}[{i}]" for i in range(count)],
-        labels=_label_names(labels, names, len(array))[:count],
+        sources=[f"{path.name}[{i}]" for i in rows],
+        labels=_pick(_label_names(labels, names, len(array)), rows),
         kind="array",
         class_names=names,
         resize=resize,
         _array=array,
+        _rows=None if len(rows) == len(array) else rows,
     )
+
+
+def _pick(values: list, rows: list[int]) -> list:
+    return [values[row] for row in rows]
 
 
 def _check_array(array: ArrayFile, shape) -> None:

@@ -73,8 +73,22 @@ def scan_folder(root: Path, limit: int = 0) -> Folder:
         key=lambda p: p.relative_to(root).as_posix(),
     )
     files = [p for p in files if p.is_file()]
+    # With a limit, the files spread evenly over the folder are checked
+    # first, so that every class contributes; files spread ever more
+    # finely stand in for unreadable ones. Kept files go back in path order.
+    if limit and limit < len(files):
+        logger.info(
+            "data.limit = %d: mining %d of the %d image files, evenly spaced",
+            limit,
+            limit,
+            len(files),
+        )
+    order = _spread_order(len(files), limit)
     good, skipped, colour, deep, alpha = [], [], 0, 0, []
-    for file, (reason, mode) in _checked(files, limit):
+    checked = _checked([files[i] for i in order], limit)
+    position = {file: index for index, file in enumerate(files)}
+    kept = sorted(checked, key=lambda pair: position[pair[0]])
+    for file, (reason, mode) in kept:
         if reason is None:
             good.append(file)
             colour += mode not in GRAY_MODES
@@ -111,6 +125,31 @@ def _walk(root: Path):
             kept.append(name)
         subfolders[:] = kept
         yield from (here / name for name in names)
+
+
+def evenly_spaced(count: int, limit: int) -> list[int]:
+    """`limit` indices spread evenly over range(count), first and last
+    included; all of them without a limit or when fewer."""
+    if not limit or limit >= count:
+        return list(range(count))
+    return np.linspace(0, count - 1, limit).round().astype(int).tolist()
+
+
+def _spread_order(count: int, limit: int) -> list[int]:
+    """range(count) with `limit` evenly spaced indices first, then those
+    of twice as fine a spacing, and so on."""
+    if not limit:
+        return list(range(count))
+    order: list[int] = []
+    seen: set[int] = set()
+    wanted = limit
+    while len(order) < count:
+        for index in evenly_spaced(count, wanted):
+            if index not in seen:
+                seen.add(index)
+                order.append(index)
+        wanted *= 2
+    return order
 
 
 def check_image(file: Path) -> tuple[str | None, str]:

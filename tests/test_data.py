@@ -259,16 +259,30 @@ def test_open_dataset_folder_of_only_bad_files_names_the_folder(tmp_path):
         open_dataset(tmp_path, (4, 4, 3), (0.0, 1.0))
 
 
-def test_open_dataset_limit_keeps_the_first_images(tmp_path):
-    np.save(tmp_path / "d.npy", np.zeros((10, 1, 1, 1), np.uint8))
-    data = open_dataset(tmp_path / "d.npy", (1, 1, 1), (0.0, 1.0), limit=4)
-    assert len(data) == 4 and len(list(data.pipeline(3))) == 2
+def test_open_dataset_limit_spreads_over_the_data(tmp_path):
+    """data.limit samples evenly, so every class folder contributes; an
+    unreadable pick is replaced by a file not yet picked."""
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(10) % 3)
+    data = open_dataset(tmp_path / "d.npz", (1, 1, 1), (0.0, 1.0), limit=4)
+    assert data.sources == ["d.npz[0]", "d.npz[3]", "d.npz[6]", "d.npz[9]"]
+    assert data.labels == ["0", "0", "0", "0"]
+    assert data.get(range(4)).ravel().tolist() == pytest.approx(
+        [0, 3 / 255, 6 / 255, 9 / 255]
+    )
+    assert np.concatenate(list(data.pipeline(3))).ravel().tolist() == pytest.approx(
+        [0, 3 / 255, 6 / 255, 9 / 255]
+    )
     folder = tmp_path / "f"
-    for i in range(5):
-        _png(folder / f"{i}.png", 9 * i)
-    (folder / "9.png").write_bytes(b"")  # past the limit: never looked at
-    limited = open_dataset(folder, (2, 2, 3), (0.0, 1.0), limit=2)
-    assert limited.sources == ["0.png", "1.png"] and limited.skipped == []
+    for name in ("cat", "dog", "fox"):
+        for i in range(4):
+            _png(folder / name / f"{i}.png", 9 * i)
+    limited = open_dataset(folder, (2, 2, 3), (0.0, 1.0), limit=3)
+    assert limited.sources == ["cat/0.png", "dog/2.png", "fox/3.png"]
+    (folder / "fox" / "3.png").write_bytes(b"")  # picked, unreadable
+    limited = open_dataset(folder, (2, 2, 3), (0.0, 1.0), limit=3)
+    assert len(limited) == 3 and [s.path for s in limited.skipped] == ["fox/3.png"]
+    assert "fox/3.png" not in limited.sources
 
 
 def test_open_dataset_missing_path_is_a_data_error(tmp_path):
