@@ -149,7 +149,7 @@ def _dataset_min(mining: Mining, unit: int) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def stats(mining: Mining, unit: int) -> dict[str, float]:
+def stats(mining: Mining, unit: int) -> dict[str, float | int]:
     """Dataset statistics of one unit's per-image maximum activation; "min"
     is the weakest image's, when mining kept the bottom-k. A unit whose
     active fraction is 0 is dead on the dataset."""
@@ -157,7 +157,7 @@ def stats(mining: Mining, unit: int) -> dict[str, float]:
         "mean": float(mining.mean[unit]),
         "max": float(mining.max[unit]),
         "active_fraction": float(mining.active_fraction[unit]),
-        "images": float(mining.count),
+        "images": int(mining.count),
     }
     lowest = _dataset_min(mining, unit)
     if lowest is not None:

@@ -52,7 +52,7 @@ def test_manifest_has_documented_fields(site):
         assert layer["sheet"] == {"cell": [39, 39], "gap": 2}
         assert layer["grid_sheet"] is None
         units = json.loads((site / layer["data"]).read_text(encoding="utf-8"))
-        assert units["schema"] == 2 and units["layer"]["name"] == record.info.name
+        assert units["schema"] == 2 and units["layer"] == layer  # the same entry
         for unit, expected in zip(units["units"], record.units, strict=True):
             assert {"index", "page", "images", "top_k", "quality"} <= set(unit)
             assert unit["index"] == expected.index

@@ -57,7 +57,7 @@ def layer_document(layer: LayerRecord, lay: LayerLayout) -> dict[str, object]:
     return {
         "schema": SCHEMA,
         "manifest": MANIFEST,
-        "layer": _layer_fields(layer, lay),
+        "layer": _layer_entry(layer, lay),  # as the manifest lists it
         "units": [_unit_entry(unit, lay) for unit in ordered_units(layer)],
     }
 
