@@ -173,3 +173,12 @@ def test_insecure_origin_explains_the_camera_and_keeps_other_inputs(server, page
     frames_past(page, start)
     assert "dataset image 7" in page.text_content("#input-status")
     assert page.errors == []
+
+
+def test_a_layer_outside_the_atlas_says_so_after_its_map(server, page):
+    page.goto(f"{server}/live/probe.html?layer=p1&unit=1")
+    caption_starts(page, "Deconvnet map of unit 1")
+    status = page.text_content("#unit-status")
+    assert "This layer is not in the atlas" in status
+    assert page.is_hidden("#unit-page")
+    assert page.errors == []

@@ -15,7 +15,7 @@
     socket: null, open: false, retries: 0, seq: 0, frames: 0, inflight: false, sentAt: {},
     source: null, base: null, dirty: false, pixels: null, last: null,
     times: [], latencies: [], shownAt: 0, stream: null,
-    attributing: false, attributedAt: 0, mapUrl: null, cell: null
+    attributing: false, attributedAt: 0, mapUrl: null, cell: null, unitNote: ""
   };
 
   function guard(work) {

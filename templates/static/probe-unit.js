@@ -64,12 +64,11 @@
     var hasSheet = Boolean(files && files.sheet);
     $("unit-sheet-figure").hidden = !hasSheet;
     if (hasSheet) { $("unit-sheet").src = "../" + files.sheet; }
-    say("unit-status", "");
-    if (!files) {
-      say("unit-status", state.info.site ?
-        "This layer is not in the atlas: no synthesized images or top-k crops." :
-        "No built atlas beside the probe: run `atlas build` for images and crops.");
-    }
+    // Kept in state: a map shown later restores it instead of clearing it.
+    state.unitNote = files ? "" : state.info.site ?
+      "This layer is not in the atlas: no synthesized images or top-k crops." :
+      "No built atlas beside the probe: run `atlas build` for images and crops.";
+    say("unit-status", state.unitNote);
   }
 
   function maybeRefreshAttribution() {
@@ -105,7 +104,7 @@
     var where = position ? " at its strongest position (row " + position.replace(",", ", column ") + ")" : "";
     $("unit-map-caption").textContent = (METHOD_NAMES[method] || method) +
       " map of unit " + unit + where + ": the pixels that drive it on this input";
-    say("unit-status", "");
+    say("unit-status", state.unitNote || "");
   }
 
   probe.onGridClick = onGridClick;
