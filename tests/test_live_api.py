@@ -361,3 +361,17 @@ def test_only_a_dense_output_of_classes_is_a_classifier_head():
     headless = Probe(model, describe_layers(model), (8, 8, 3), (0.0, 1.0))
     frame = headless.frames(0, np.zeros((1, 8, 8, 3), np.uint8))[0]
     assert frame.classes.shape == (0,)
+
+
+def test_the_probe_reads_a_compressed_dataset_from_the_builds_copy(live, project):
+    """No second decompression into a temporary folder that a stopped
+    server would leave behind: the build's copy in its cache is read."""
+    import tempfile
+    from pathlib import Path
+
+    before = set(Path(tempfile.gettempdir()).glob("neuron-atlas-arrays-*"))
+    pixels = live.dataset.get([0, 1])
+    assert pixels.shape[0] == 2
+    assert set(Path(tempfile.gettempdir()).glob("neuron-atlas-arrays-*")) == before
+    copies = list((project.parent / "output" / ".atlas-cache" / "arrays").glob("*.npy"))
+    assert len(copies) == 1

@@ -26,6 +26,8 @@ from atlas.live.sitefiles import open_site
 from atlas.live.stream import MAX_MESSAGE
 from atlas.loading import infer_input_range, open_model
 from atlas.model import describe_layers, input_spec, select_layers
+from atlas.output import MARKER
+from atlas.store import CACHE_DIR, Store
 
 LOOPBACK = "127.0.0.1"
 # Seconds a server started in a thread may take to listen.
@@ -42,7 +44,7 @@ def open_live(settings: Settings, folder: Path | None) -> Live:
     check_channels(shape[2])
     infos = describe_layers(model)
     select_layers(infos, settings.layers.names)
-    dataset = _dataset(settings, shape, input_range)
+    dataset = _dataset(settings, shape, input_range, _build_cache(folder))
     names = dataset.class_names if dataset is not None else None
     probe = Probe(
         model,
@@ -146,7 +148,16 @@ def _wait_started(server: uvicorn.Server, thread: threading.Thread) -> None:
         time.sleep(0.02)
 
 
-def _dataset(settings: Settings, shape, input_range) -> Dataset | None:
+def _build_cache(folder: Path | None) -> Store | None:
+    """The cache of the atlas built in `folder`, if one was: a compressed
+    dataset is then read from the copy the build made, not unpacked again
+    into a temporary folder."""
+    if folder is None or not (Path(folder) / MARKER).is_file():
+        return None
+    return Store(Path(folder) / CACHE_DIR)
+
+
+def _dataset(settings: Settings, shape, input_range, cache) -> Dataset | None:
     try:
         return open_dataset(
             settings.data.path,
@@ -154,6 +165,7 @@ def _dataset(settings: Settings, shape, input_range) -> Dataset | None:
             input_range,
             settings.data.limit,
             settings.data.resize,
+            cache=cache,
         )
     except AtlasError as exc:
         logger.warning("the probe runs without dataset images: %s", exc)
