@@ -146,18 +146,9 @@ def test_layer_heatmaps_are_cut_at_each_box_and_kept_in_the_store(
     tmp_path, monkeypatch
 ):
     import atlas.explain as explain
-    from atlas.data import open_dataset
-    from atlas.mine import mine
-    from atlas.model import feature_model
     from atlas.receptive import receptive_field
 
-    keras.utils.set_random_seed(3)
-    model = _six_sites()
-    pixels = np.random.default_rng(1).integers(0, 256, (5, 8, 8, 2), np.uint8)
-    np.save(tmp_path / "x.npy", pixels)
-    data = open_dataset(tmp_path / "x.npy", (8, 8, 2), (0.0, 1.0))
-    info = select_layers(describe_layers(model), ["d"])[0]
-    mined = mine(feature_model(model, [info]), [info], data.pipeline(2), k=2)["d"]
+    model, data, info, mined = _mined_six_sites(tmp_path, "d", images=5, k=2)
     field = receptive_field(model, "d", (8, 8))
     ctx = _heatmap_context(model, data, tmp_path, ("guided",), top_k=2)
     maps = explain.layer_heatmaps(ctx, info, mined, field)
@@ -203,18 +194,9 @@ def test_layer_heatmaps_log_the_count_of_rewired_relu_sites(tmp_path, caplog):
     import logging
 
     import atlas.explain as explain
-    from atlas.data import open_dataset
-    from atlas.mine import mine
-    from atlas.model import feature_model
     from atlas.receptive import receptive_field
 
-    keras.utils.set_random_seed(3)
-    model = _six_sites()
-    pixels = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 2), np.uint8)
-    np.save(tmp_path / "x.npy", pixels)
-    data = open_dataset(tmp_path / "x.npy", (8, 8, 2), (0.0, 1.0))
-    info = select_layers(describe_layers(model), ["s"])[0]
-    mined = mine(feature_model(model, [info]), [info], data.pipeline(3), k=1)["s"]
+    model, data, info, mined = _mined_six_sites(tmp_path, "s", images=3, k=1)
     ctx = _heatmap_context(model, data, tmp_path, ("deconvnet", "guided"), top_k=1)
     field = receptive_field(model, "s", (8, 8))
     with caplog.at_level(logging.INFO, logger="atlas.explain"):
@@ -238,3 +220,20 @@ def _heatmap_context(model, data, folder, methods, top_k: int):
     return SimpleNamespace(
         model=model, digest="m", settings=settings, dataset=data, store=Store(folder)
     )
+
+
+def _mined_six_sites(folder, layer: str, images: int, k: int):
+    """The six-site model, `images` random images of it, and the top-`k`
+    of `layer` mined from them."""
+    from atlas.data import open_dataset
+    from atlas.mine import mine
+    from atlas.model import feature_model
+
+    keras.utils.set_random_seed(3)
+    model = _six_sites()
+    pixels = np.random.default_rng(1).integers(0, 256, (images, 8, 8, 2), np.uint8)
+    np.save(folder / "x.npy", pixels)
+    data = open_dataset(folder / "x.npy", (8, 8, 2), (0.0, 1.0))
+    info = select_layers(describe_layers(model), [layer])[0]
+    mined = mine(feature_model(model, [info]), [info], data.pipeline(3), k=k)[layer]
+    return model, data, info, mined
