@@ -206,6 +206,7 @@ class _Cropper:
         self.field = field
         self.pad = dataset.input_range[0]
         self._images: dict[int, np.ndarray] = {}
+        self._wholes: dict[int, np.ndarray] = {}
 
     def examples(
         self, mining: Mining, kind: str, unit: int, heatmaps: dict[str, np.ndarray]
@@ -217,15 +218,19 @@ class _Cropper:
         ranks = [r for r in range(images.shape[1]) if images[unit, r] >= 0]
         self._prefetch(int(images[unit, r]) for r in ranks)
         maps = _heatmaps_of(heatmaps, kind)
+        in_context = kind == "top" and self.field is not None
         return [
             self._example(
                 (values[unit, r], images[unit, r], positions[unit, r]),
                 {m: array[unit, r] for m, array in maps.items()},
+                in_context,
             )
             for r in ranks
         ]
 
-    def _example(self, slot, maps: dict[str, np.ndarray]) -> TopKExample:
+    def _example(
+        self, slot, maps: dict[str, np.ndarray], in_context: bool
+    ) -> TopKExample:
         value, index, (row, col) = slot
         index = int(index)
         box = self._box(int(row), int(col))
@@ -239,7 +244,18 @@ class _Cropper:
             box=box,
             crop=self.dataset.to_uint8(pixels),
             heatmaps={m: place_heatmap(a, box, hw) for m, a in maps.items()},
+            context=self._whole(index) if in_context else None,
         )
+
+    def _whole(self, index: int) -> np.ndarray:
+        """The whole image as uint8, converted once and shared by every
+        example of the layer that shows it."""
+        # LIMITATION: a conv layer keeps one uint8 copy of each distinct
+        # top-k image until the site is written; on a large dataset of
+        # large images this is the build's largest use of memory.
+        if index not in self._wholes:
+            self._wholes[index] = self.dataset.to_uint8(self._images[index])
+        return self._wholes[index]
 
     def _box(self, row: int, col: int) -> Box:
         if self.field is None:

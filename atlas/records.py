@@ -103,6 +103,10 @@ class TopKExample:
     # Attribution of the unit on the crop, by method ("deconvnet", "guided"):
     # (h, w) uint8 magnitude, 255 at the crop's strongest pixel.
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)
+    # The whole source image, (H, W, C) uint8, for the unit page's "in
+    # context" strip; None for dense layers (the box is the whole image)
+    # and for bottom-k examples, which the strip does not show.
+    context: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -306,9 +306,46 @@ def test_build_of_a_gray_model_writes_8_bit_grayscale_pngs(built):
         for unit in layer_units(built, layer):
             files.update(unit["images"].values())
             files.update(v for v in unit["thumbnails"].values() if v)
-            files.update(v for v in unit["sheets"].values() if v)
+            # The context strip is colour by design: its outline is amber.
+            sheets = {k: v for k, v in unit["sheets"].items() if k != "context"}
+            files.update(v for v in sheets.values() if v)
     assert len(files) > 3 * 18 and any("top" in f for f in files)
     for path in sorted(files):
         with Image.open(built / path) as image:
             assert (path, image.format) == (path, "PNG")
             assert (path, image.mode) in ((path, "L"), (path, "LA"))
+
+
+def test_build_shows_conv_top_k_in_context(built, project):
+    """Conv layers get a context sheet per unit, linked from its page, its
+    box's inside equal to the source image grown 8x; dense layers none."""
+    from PIL import Image
+
+    manifest = json.loads((built / "manifest.json").read_text())
+    kinds = {layer["name"]: layer["kind"] for layer in manifest["layers"]}
+    sheets = {layer["name"]: layer["context_sheet"] for layer in manifest["layers"]}
+    cell = {"cell": [96, 96], "gap": 5}
+    assert sheets == {"c1": cell, "c2": cell, "fc": None, "probs": None}
+    with np.load(project / "data.npz") as data:
+        x = data["x"]
+    for layer in manifest["layers"]:
+        for unit in layer_units(built, layer):
+            path = unit["sheets"]["context"]
+            if kinds[layer["name"]] == "dense":
+                assert path is None
+                continue
+            assert path.endswith("-context.png")
+            assert path.rsplit("/", 1)[1] in (built / unit["page"]).read_text()
+            with Image.open(built / path) as image:
+                pixels = np.asarray(image.convert("RGB"), np.int64)
+            best = unit["top_k"][0]
+            top, left, bottom, right = (min(max(v, 0), 12) * 8 for v in best["box"])
+            grown = np.repeat(np.repeat(x[best["image"], ..., 0], 8, 0), 8, 1)
+            inside = pixels[top + 1 : bottom - 1, left + 1 : right - 1, 0]
+            np.testing.assert_array_equal(
+                inside, grown[top + 1 : bottom - 1, left + 1 : right - 1]
+            )
+            dimmed = (grown.astype(np.int64) + 129) // 2
+            outside = np.ones((96, 96), bool)
+            outside[top:bottom, left:right] = False
+            np.testing.assert_array_equal(pixels[:96, :96, 0][outside], dimmed[outside])

@@ -135,5 +135,7 @@ def display_size(height: int, width: int, target: int) -> Display:
 def _check_examples(examples: list[TopKExample], what: str) -> None:
     for rank, example in enumerate(examples, start=1):
         check_array(example.crop, f"{what} {rank} crop")
+        if example.context is not None:
+            check_array(example.context, f"{what} {rank} source image")
         for method, heat in example.heatmaps.items():
             check_heatmap(heat, f"{what} {rank} heatmap {method!r}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from atlas.errors import BuildError
 from atlas.records import AtlasRecord, LayerRecord, TopKExample, UnitRecord
 from atlas.site import images
+from atlas.site.context import ContextPlan, has_context, plan_context
 from atlas.site.sheets import GRID_CELL, SheetGeometry, cell_size, plan_sheet
 from atlas.site.slug import unique_slugs
 
@@ -41,10 +42,11 @@ class UnitFiles:
     grid: str | None  # the best few crops, small, for large crops only
     top_heat: Mapping[str, str] = field(default_factory=dict)  # method ->
     bottom_heat: Mapping[str, str] = field(default_factory=dict)
+    context: str | None = None  # the top-k's whole images, box outlined
 
     def images(self) -> list[str]:
         """Every image path, in a fixed order."""
-        sheets = [self.top, self.bottom, self.grid]
+        sheets = [self.top, self.bottom, self.grid, self.context]
         return [
             *self.views.values(),
             *self.thumbs.values(),
@@ -65,6 +67,7 @@ class LayerLayout:
     image_shard: int | None  # units per image folder; None when flat
     sheet: SheetGeometry  # cells of the top-k, bottom-k and heatmap sheets
     grid: SheetGeometry | None  # cells of the grid sheet, if it has its own
+    context: ContextPlan | None = None  # the "in context" strip; conv only
 
     @property
     def page(self) -> str:
@@ -103,7 +106,14 @@ class LayerLayout:
             ),
             top_heat=self._heat(index, "top", unit.top_k, sheet_ext),
             bottom_heat=self._heat(index, "bottom", unit.bottom_k, sheet_ext),
+            context=self._context(index, unit),
         )
+
+    def _context(self, index: int, unit: UnitRecord) -> str | None:
+        if self.context is None or not has_context(unit.top_k):
+            return None
+        ext = images.extension(self.context.sheet.smooth)
+        return self._image(index, "context", ext)
 
     def _heat(
         self, index: int, kind: str, examples: list[TopKExample], ext: str
@@ -115,7 +125,8 @@ class LayerLayout:
 
     def _image(self, index: int, name: str, ext: str) -> str:
         # Names cannot meet: views are "v-<slug>", thumbnails "t-<slug>",
-        # heatmaps "heat-<kind>-<slug>", sheets "top", "bottom", "grid".
+        # heatmaps "heat-<kind>-<slug>", sheets "top", "bottom", "grid",
+        # "context".
         folder = _folder(f"img/{self.slug}", index, self.image_shard)
         return f"{folder}/{index:04d}-{name}.{ext}"
 
@@ -191,7 +202,11 @@ def _layer_layout(
     crop = cell_size(layer_crops(layer))
     sheet = plan_sheet(crop)
     grid = plan_sheet(crop, GRID_CELL) if max(sheet.cell) > GRID_CELL else None
-    per_unit = max((_image_count(u, grid is not None) for u in layer.units), default=1)
+    context = plan_context(layer)
+    per_unit = max(
+        (_image_count(u, grid is not None, context) for u in layer.units),
+        default=1,
+    )
     return LayerLayout(
         slug=slug,
         views=views,
@@ -200,12 +215,14 @@ def _layer_layout(
         image_shard=_image_shard(len(indices), per_unit),
         sheet=sheet,
         grid=grid,
+        context=context,
     )
 
 
-def _image_count(unit: UnitRecord, grid: bool) -> int:
+def _image_count(unit: UnitRecord, grid: bool, context: ContextPlan | None) -> int:
     thumbs = sum(images.needs_thumbnail(array) for array in unit.images.values())
     sheets = bool(unit.top_k) * (1 + grid) + bool(unit.bottom_k)
+    sheets += context is not None and has_context(unit.top_k)
     heat = len(heat_methods(unit.top_k)) + len(heat_methods(unit.bottom_k))
     return max(1, len(unit.images) + thumbs + sheets + heat)
 

@@ -103,6 +103,9 @@ def _layer_fields(layer: LayerRecord, lay: LayerLayout) -> dict[str, object]:
         "unit_count": len(layer.units),
         "sheet": _geometry(lay.sheet),
         "grid_sheet": None if lay.grid is None else _geometry(lay.grid),
+        "context_sheet": (
+            None if lay.context is None else _geometry(lay.context.sheet)
+        ),
         "settings": json_safe(layer.settings),
         "overrides": json_safe(layer.overrides),
     }
@@ -131,7 +134,12 @@ def _unit_entry(unit: UnitRecord, lay: LayerLayout) -> dict[str, object]:
         "images": dict(files.views),
         "thumbnails": dict(files.thumbs),
         "image_quality": json_safe(unit.image_quality),
-        "sheets": {"top": files.top, "bottom": files.bottom, "grid": files.grid},
+        "sheets": {
+            "top": files.top,
+            "bottom": files.bottom,
+            "grid": files.grid,
+            "context": files.context,
+        },
         "heatmaps": {"top": dict(files.top_heat), "bottom": dict(files.bottom_heat)},
         "top_k": _examples(unit.top_k),
         "bottom_k": _examples(unit.bottom_k),

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from atlas.records import UnitRecord
 from atlas.site import images
+from atlas.site.context import ContextPlan
 from atlas.site.layout import LayerLayout, UnitFiles
 from atlas.site.paths import relative
-from atlas.site.sheets import SHEET_CELL, SheetGeometry
+from atlas.site.sheets import SHEET_CELL, SHEET_WIDTH, SheetGeometry
 
 # Longer side, in CSS pixels, of images on the layer grid and the unit page.
 THUMB = images.THUMB
@@ -18,8 +19,6 @@ THUMB_CROP = SHEET_CELL
 LARGE = 320
 SMALL = 160  # the unit page's views after the main one
 LARGE_CROP = 96
-# The widest a sheet is shown on a unit page: its main column at 1280 px.
-SHEET_WIDTH = 800
 # The grid shows a unit's best few crops; its page shows all of them.
 GRID_CROPS = 5
 
@@ -66,6 +65,25 @@ def page_sheet(
     room = (SHEET_WIDTH - max(0, count - 1) * geometry.gap) // max(count, 1)
     target = max(1, min(LARGE_CROP, room))
     return _sheet(path, count, geometry, here, alt, target)
+
+
+def context_sheet(
+    path: str, count: int, plan: ContextPlan, here: str, alt: str
+) -> Picture:
+    """The "in context" strip at its stored size, or smaller so that it
+    fits `SHEET_WIDTH`; pixelated only when shown at that size."""
+    geometry = plan.sheet
+    room = (SHEET_WIDTH - max(0, count - 1) * geometry.gap) // max(count, 1)
+    target = max(1, min(max(geometry.cell), room))
+    picture = _sheet(path, count, geometry, here, alt, target)
+    full = picture.height == geometry.cell[0]
+    return Picture(
+        src=picture.src,
+        alt=alt,
+        width=picture.width,
+        height=picture.height,
+        pixelated=plan.pixelated and full,
+    )
 
 
 def grid_sheet(

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from atlas.errors import BuildError
 from atlas.records import AtlasRecord, UnitRecord
-from atlas.site import images, pages, sheets
+from atlas.site import context, images, pages, sheets
 from atlas.site.assets import STATIC, StaticAssets
 from atlas.site.facts import format_number
 from atlas.site.layout import LayerLayout, UnitFiles, plan_layout
@@ -153,6 +153,10 @@ def _write_unit_images(
         if path is not None:
             sheet = sheets.crop_sheet([ex.crop for ex in examples], lay.sheet)
             writer.write_image(path, images.encode(sheet, lossy=lossy))
+    if files.context is not None and lay.context is not None:
+        strip = context.context_sheet(unit.top_k, lay.context)
+        lossy_context = lay.context.sheet.smooth
+        writer.write_image(files.context, images.encode(strip, lossy=lossy_context))
     if files.grid is not None and lay.grid is not None:
         best = [ex.crop for ex in unit.top_k[:GRID_CROPS]]
         grid = sheets.crop_sheet(best, lay.grid)

@@ -24,6 +24,8 @@ SHEET_CELL = 40
 MAX_CELL = 192
 # The same for the layer grid, which shows crops at 40 CSS px.
 GRID_CELL = 2 * SHEET_CELL
+# The widest a sheet is shown on a unit page: its main column at 1280 px.
+SHEET_WIDTH = 800
 # The gap between cells is this fraction of a cell, at least 1 pixel:
 # wide enough to see, thin enough to read as a seam.
 GAP_FRACTION = 1 / 20

@@ -92,6 +92,7 @@ class Examples:
     sheet: Picture | None
     heatmaps: tuple[HeatSheet, ...]
     rows: tuple[Example, ...]
+    context: Picture | None = None  # whole images, box outlined; top only
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,28 @@ def _examples(
         for method, heat_path in heat.items()
     )
     rows = tuple(_example(rank, ex) for rank, ex in enumerate(examples, 1))
-    return Examples(kind=kind, count=count, sheet=sheet, heatmaps=heatmaps, rows=rows)
+    return Examples(
+        kind=kind,
+        count=count,
+        sheet=sheet,
+        heatmaps=heatmaps,
+        rows=rows,
+        context=_context(kind, where, count, lay, files),
+    )
+
+
+def _context(
+    kind: str, where: str, count: int, lay: LayerLayout, files: UnitFiles
+) -> Picture | None:
+    """The top-k's whole source images, where the layer has them."""
+    if kind != "top" or files.context is None or lay.context is None:
+        return None
+    alt = (
+        f"The whole source images of the {count} top-k examples of {where}, "
+        "best first; the outlined box is the unit's receptive field, "
+        "and the image outside it is dimmed halfway toward grey"
+    )
+    return pictures.context_sheet(files.context, count, lay.context, files.page, alt)
 
 
 def _example(rank: int, example: TopKExample) -> Example:
