@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from atlas.data import Dataset
 from atlas.explain import place_heatmap
@@ -31,6 +32,7 @@ from atlas.records import (
     TopKExample,
     UnitRecord,
 )
+from atlas.site.context import CONTEXT_CELL
 from atlas.visualize.views import NEGATIVE
 
 logger = logging.getLogger(__name__)
@@ -244,18 +246,20 @@ class _Cropper:
             box=box,
             crop=self.dataset.to_uint8(pixels),
             heatmaps={m: place_heatmap(a, box, hw) for m, a in maps.items()},
-            context=self._whole(index) if in_context else None,
+            **(self._context(index, box) if in_context else {}),
         )
 
-    def _whole(self, index: int) -> np.ndarray:
-        """The whole image as uint8, converted once and shared by every
-        example of the layer that shows it."""
-        # LIMITATION: a conv layer keeps one uint8 copy of each distinct
-        # top-k image until the site is written; on a large dataset of
-        # large images this is the build's largest use of memory.
+    def _context(self, index: int, box: Box) -> dict[str, object]:
+        """The whole image for the "in context" strip, shrunk once to the
+        strip's cell size and shared by every example of the layer that
+        shows it, with the box in its pixels: memory stays at a thumbnail
+        per distinct top-k image, whatever the input size."""
         if index not in self._wholes:
-            self._wholes[index] = self.dataset.to_uint8(self._images[index])
-        return self._wholes[index]
+            whole = self.dataset.to_uint8(self._images[index])
+            self._wholes[index] = shrunk(whole, CONTEXT_CELL)
+        whole = self._wholes[index]
+        scaled = scaled_box(box, self.dataset.shape[:2], whole.shape[:2])
+        return {"context": whole, "context_box": scaled}
 
     def _box(self, row: int, col: int) -> Box:
         if self.field is None:
@@ -286,3 +290,32 @@ def _heatmaps_of(heatmaps: dict[str, np.ndarray], kind: str) -> dict[str, np.nda
         for key, array in heatmaps.items()
         if key.endswith(suffix)
     }
+
+
+def shrunk(image: np.ndarray, limit: int) -> np.ndarray:
+    """`image` (H, W, C) uint8 shrunk smoothly to `limit` pixels on its
+    longer side; as it is when no larger."""
+    height, width = image.shape[:2]
+    if max(height, width) <= limit:
+        return image
+    ratio = limit / max(height, width)
+    size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+    planes = [
+        np.asarray(Image.fromarray(image[..., c]).resize(size, Image.LANCZOS))
+        for c in range(image.shape[2])
+    ]
+    return np.stack(planes, axis=-1)
+
+
+def scaled_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box:
+    """`box` of a `source`-sized image in the pixels of the same image at
+    `target` size, grown outward to whole pixels."""
+    if tuple(source) == tuple(target):
+        return box
+    rows, cols = target[0] / source[0], target[1] / source[1]
+    return Box(
+        math.floor(box.top * rows),
+        math.floor(box.left * cols),
+        math.ceil(box.bottom * rows),
+        math.ceil(box.right * cols),
+    )

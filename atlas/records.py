@@ -107,6 +107,9 @@ class TopKExample:
     # context" strip; None for dense layers (the box is the whole image)
     # and for bottom-k examples, which the strip does not show.
     context: np.ndarray | None = None
+    # The box in the context image's pixels, when that image was shrunk
+    # (None: the context image has the source's size, and `box` serves).
+    context_box: Box | None = None
 
 
 @dataclass(frozen=True)

@@ -186,3 +186,19 @@ def test_context_sheet_absent_for_dense_layers_and_dead_units(site):
 
 def test_context_site_links_all_resolve(site):
     assert broken_links(site) == []
+
+
+def test_a_large_source_is_kept_as_a_thumbnail_with_its_box_scaled():
+    """Memory holds a cell-sized copy per distinct image, not the source:
+    the box follows it to the thumbnail's pixels, grown outward."""
+    from atlas.assemble import scaled_box, shrunk
+
+    image = np.random.default_rng(0).integers(0, 256, (200, 100, 3), np.uint8)
+    small = shrunk(image, 96)
+    assert small.shape == (96, 48, 3) and small.dtype == np.uint8
+    assert abs(float(small.mean()) - float(image.mean())) < 3
+    assert shrunk(image[:32, :32], 96).shape == (32, 32, 3)
+    box = scaled_box(Box(10, 20, 31, 41), (200, 100), (96, 48))
+    assert box == Box(4, 9, 15, 20)
+    assert scaled_box(Box(-3, -3, 4, 4), (200, 100), (96, 48)) == Box(-2, -2, 2, 2)
+    assert scaled_box(Box(1, 2, 3, 4), (32, 32), (32, 32)) == Box(1, 2, 3, 4)

@@ -85,7 +85,9 @@ def has_context(examples: Sequence[TopKExample]) -> bool:
 
 def context_sheet(examples: Sequence[TopKExample], plan: ContextPlan) -> Image.Image:
     """One row of cells, best example first, each its image in context."""
-    tiles = [context_tile(ex.context, ex.box, plan) for ex in examples]
+    tiles = [
+        context_tile(ex.context, ex.context_box or ex.box, plan) for ex in examples
+    ]
     return compose(tiles, plan.sheet)
 
 
