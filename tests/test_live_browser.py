@@ -182,3 +182,12 @@ def test_a_layer_outside_the_atlas_says_so_after_its_map(server, page):
     assert "This layer is not in the atlas" in status
     assert page.is_hidden("#unit-page")
     assert page.errors == []
+
+
+def test_a_gray_model_sees_its_input_shown_in_gray(server, page):
+    page.goto(f"{server}/live/probe.html?layer=c1")
+    frames_past(page, 0)
+    assert "probe-gray" in page.get_attribute("#probe", "class")
+    style = "c => getComputedStyle(c).filter"
+    assert page.eval_on_selector("#input-canvas", style) == "grayscale(1)"
+    assert page.errors == []

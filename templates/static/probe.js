@@ -22,6 +22,8 @@
     canvas.width = info.input.shape[1];
     canvas.height = info.input.shape[0];
     root.classList.toggle("probe-smooth", info.input.shape[0] >= 64);
+    // A one-channel model sees gray: the input canvas shows it so.
+    root.classList.toggle("probe-gray", info.input.shape[2] === 1);
     fillLayers(info);
     fillMethods(info);
     probe.setUpInputs(info);
