@@ -16,7 +16,7 @@ import keras
 
 from atlas.errors import ModelError
 from atlas.field_rules import ELEMENTWISE_LAYERS, ELEMENTWISE_OPS
-from atlas.graph import adopt_names, qualified_name
+from atlas.graph import adopt_names, qualified_name, remade
 
 # Axis i of an NCHW tensor is axis MOVED[i] of the same tensor in NHWC.
 MOVED = (0, 3, 1, 2)
@@ -114,15 +114,7 @@ def _flatten(layer, config):
 
 
 def _copy(layer, config):
-    twin = layer.__class__.from_config(config)
-    weights = layer.get_weights()
-    if weights:
-        node = layer._inbound_nodes[0]
-        shapes = [t.shape for t in node.arguments.keras_tensors]
-        shapes = [_moved_shape(s) for s in shapes]
-        twin.build(shapes[0] if len(shapes) == 1 else shapes)
-        twin.set_weights(weights)
-    return twin
+    return remade(layer, config, _moved_shape)
 
 
 def _moved(axis):

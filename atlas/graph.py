@@ -169,16 +169,20 @@ def _call(operation, args, kwargs, prefix: str, state: _State):
 
 def _clone(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:
     """A copy of `layer` under `name`, with the same weights once built."""
-    config = {**layer.get_config(), "name": name}
+    return remade(layer, {**layer.get_config(), "name": name})
+
+
+def remade(layer: keras.layers.Layer, config: dict, reshape=None):
+    """`layer` made again from `config`, built on the input shapes of its
+    first call (passed through `reshape`, if given), with its weights."""
     twin = layer.__class__.from_config(config)
     weights = layer.get_weights()
     if weights:
-        shapes = [node.arguments.keras_tensors for node in layer._inbound_nodes]
-        first = shapes[0] if shapes else []
-        if len(first) == 1:
-            twin.build(first[0].shape)
-        else:
-            twin.build([t.shape for t in first])
+        nodes = layer._inbound_nodes
+        shapes = [t.shape for t in nodes[0].arguments.keras_tensors] if nodes else []
+        if reshape is not None:
+            shapes = [reshape(shape) for shape in shapes]
+        twin.build(shapes[0] if len(shapes) == 1 else shapes)
         twin.set_weights(weights)
     return twin
 
