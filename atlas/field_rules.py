@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import keras
 
-from atlas.preprocess import PixelConvention
+from atlas.preprocess import PixelConvention, is_image_preprocessing
 
 SPATIAL_RANK = 4  # (batch, rows, cols, channels), or channels first
 ELEMENTWISE_LAYERS = (
@@ -62,7 +62,6 @@ ELEMENTWISE_OPS = frozenset(  # keras.ops called on symbolic tensors
     "Subtract Tanh TrueDivide Where".split()
 )
 
-_AUGMENTATION_MODULE = "keras.src.layers.preprocessing.image_preprocessing"
 _TRAINING_ONLY = frozenset({"AugMix", "CutMix", "MixUp", "RandAugment"})
 
 Span = tuple[int, int]  # inclusive index interval along one spatial axis
@@ -120,7 +119,7 @@ def _augmentation(op) -> bool:
     inference (RandomCrop alone still crops then)."""
     name = type(op).__name__
     return (
-        type(op).__module__.startswith(_AUGMENTATION_MODULE)
+        is_image_preprocessing(op)
         and (name.startswith("Random") or name in _TRAINING_ONLY)
         and name != "RandomCrop"
     )

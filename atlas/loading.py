@@ -285,10 +285,8 @@ def open_model(source, root: Path) -> keras.Model:
 
 def pixel_convention(model: keras.Model) -> str:
     """The convention the model's PixelConvention layer applies, or "none"."""
-    for layer in model.layers:
-        if isinstance(layer, conventions.PixelConvention):
-            return layer.convention
-    return "none"
+    front = conventions.convention_layer(model)
+    return "none" if front is None else front.convention
 
 
 def input_text(model: keras.Model, input_range) -> str:
@@ -312,14 +310,7 @@ def infer_input_range(model: keras.Model) -> tuple[float, float]:
     mean above 1. Otherwise [0, 1], the usual convention of models trained
     on scaled images.
     """
-    front = next(
-        (
-            layer
-            for layer in model.layers
-            if isinstance(layer, conventions.PixelConvention)
-        ),
-        None,
-    )
+    front = conventions.convention_layer(model)
     if front is not None:
         return front.input_range
     own = conventions.scales_itself(model)

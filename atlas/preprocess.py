@@ -160,6 +160,14 @@ class PixelConvention(keras.layers.Layer):
         }
 
 
+def convention_layer(model: keras.Model) -> PixelConvention | None:
+    """The PixelConvention layer the atlas put in front of `model`, if any."""
+    return next(
+        (layer for layer in model.layers if isinstance(layer, PixelConvention)),
+        None,
+    )
+
+
 def scales_itself(model: keras.Model) -> keras.layers.Layer | None:
     """The Rescaling or Normalization layer the model's input meets first,
     past layers that leave pixel values as they are at inference (random
@@ -174,11 +182,15 @@ def scales_itself(model: keras.Model) -> keras.layers.Layer | None:
 
 
 def _keeps_pixel_values(layer: keras.layers.Layer) -> bool:
-    return isinstance(layer, _PASS_THROUGH) or type(layer).__module__.startswith(
-        "keras.src.layers.preprocessing.image_preprocessing"
-    )
+    return isinstance(layer, _PASS_THROUGH) or is_image_preprocessing(layer)
 
 
+def is_image_preprocessing(layer) -> bool:
+    """A Keras image preprocessing layer: augmentation, Resizing, cropping."""
+    return type(layer).__module__.startswith(_IMAGE_PREPROCESSING)
+
+
+_IMAGE_PREPROCESSING = "keras.src.layers.preprocessing.image_preprocessing"
 _PASS_THROUGH = (
     keras.layers.InputLayer,
     keras.layers.Identity,
