@@ -21,9 +21,17 @@ from atlas.data_folder import (
     fit_array,
     read_image,
     scan_folder,
-    to_8_bit,
 )
 from atlas.errors import DataError
+from atlas.pixel_rules import (
+    as_pixels,
+    check_array,
+    convert_channels,
+    log_deep,
+    plan_channels,
+    warn_float_range,
+    warn_shallow,
+)
 from atlas.store import Store
 
 logger = logging.getLogger(__name__)
@@ -35,11 +43,6 @@ MEAN_SAMPLE = 1024
 # rather than autotuned, so that memory stays the same however long the run.
 PARALLEL_BATCHES = 2
 PREFETCH_BATCHES = 2
-# ITU-R BT.601 luma weights, which PIL's "L" conversion also uses.
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-# Leading images checked for values that look mis-scaled: read from the start
-# of the file (of a compressed member's stream), so opening stays cheap.
-WARN_SAMPLE = 64
 
 __all__ = ["Dataset", "Skipped", "open_dataset", "scale_pixels"]
 
@@ -154,8 +157,8 @@ class Dataset:
         array = self._array
         if self._rows is not None:
             indices = [self._rows[i] for i in indices]
-        rows = _as_pixels(array.rows(indices), array.path)
-        rows = _convert_channels(rows, self.shape[2])
+        rows = as_pixels(array.rows(indices), array.path)
+        rows = convert_channels(rows, self.shape[2])
         if rows.shape[1:3] != self.shape[:2]:
             fitted = [fit_array(r, self.shape, self.resize) for r in rows]
             rows = np.stack(fitted) if fitted else np.zeros((0, *self.shape))
@@ -210,7 +213,7 @@ def _open_array(
     path: Path, shape, input_range, resize: str, limit: int, cache: Store | None
 ) -> Dataset:
     array, labels, names = open_arrays(path, cache)
-    _check_array(array, shape)
+    check_array(array, shape)
     rows = evenly_spaced(len(array), limit)
     if len(rows) < len(array):
         logger.info(
@@ -219,11 +222,11 @@ def _open_array(
             len(rows),
             len(array),
         )
-    _plan_channels(array.shape[-1], shape[2], str(path))
-    _warn_float_range(array, input_range)
+    plan_channels(array.shape[-1], shape[2], str(path))
+    warn_float_range(array, input_range)
     if array.dtype == np.uint16:
-        _log_deep(path, len(array))
-        _warn_shallow(array)
+        log_deep(path, len(array))
+        warn_shallow(array)
     if array.shape[1:3] != tuple(shape[:2]):
         logger.info(
             "%s: resizing %dx%d images to the model's %dx%d (data.resize = %r)",
@@ -247,108 +250,6 @@ def _open_array(
 
 def _pick(values: list, rows: list[int]) -> list:
     return [values[row] for row in rows]
-
-
-def _check_array(array: ArrayFile, shape) -> None:
-    dims = array.shape
-    if len(dims) == 3:
-        raise DataError(
-            f"'{array.path}' images have shape {dims}; expected (N, height, "
-            f"width, channels). Add the channel axis: images[..., None]."
-        )
-    if len(dims) != 4 or array.dtype.kind not in "uif":
-        raise DataError(
-            f"'{array.path}' images have shape {dims} and dtype {array.dtype}; "
-            f"expected numbers shaped (N, height, width, channels)."
-        )
-    if len(array) == 0:
-        raise DataError(f"'{array.path}' holds no images; give at least one.")
-
-
-def _as_pixels(rows: np.ndarray, path: Path) -> np.ndarray:
-    """uint8 and float rows as they are; uint16 rows are 16-bit pixels,
-    reduced to 8 bits like 16-bit image files; other integers must be
-    8-bit values."""
-    if rows.dtype == np.uint8 or rows.dtype.kind == "f":
-        return rows
-    if rows.dtype == np.uint16:
-        return to_8_bit(rows)
-    if rows.dtype == np.bool_ or rows.min(initial=0) < 0 or rows.max(initial=0) > 255:
-        raise DataError(
-            f"'{path}' holds {rows.dtype} images with values from "
-            f"{rows.min()} to {rows.max()}; integer images must be 0-255 pixels "
-            f"(or uint16 for 16-bit pixels). Save uint8 or uint16 pixels, or "
-            f"floats already in model.input_range."
-        )
-    return rows.astype(np.uint8)
-
-
-def _plan_channels(have: int, channels: int, where: str) -> None:
-    """Log the conversion of `have` channels to the model's, or refuse it."""
-    if have == channels:
-        return
-    if (have, channels) == (3, 1):
-        logger.info("%s: converting RGB images to grayscale for the model", where)
-    elif (have, channels) == (1, 3):
-        logger.info("%s: repeating grayscale images to RGB for the model", where)
-    else:
-        raise DataError(
-            f"{where}: images have {have} channels but the model takes "
-            f"{channels}; convert the data to {channels} channels."
-        )
-
-
-def _convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    """RGB to luma or gray to RGB, as `_plan_channels` allowed."""
-    have = images.shape[-1]
-    if have == channels:
-        return images
-    if have == 1:
-        return np.repeat(images, channels, axis=-1)
-    gray = (images.astype(np.float32) @ LUMA)[..., None]
-    return gray if images.dtype.kind == "f" else np.rint(gray).astype(images.dtype)
-
-
-def _warn_float_range(array: ArrayFile, input_range) -> None:
-    """Float images are taken as already scaled: say so when they look not."""
-    if array.dtype.kind != "f":
-        return
-    sample = array.head(WARN_SAMPLE)
-    low, high = input_range
-    span = high - low
-    if sample.min() < low - span or sample.max() > high + span:
-        logger.warning(
-            "%s: float images range from %g to %g but model.input_range is "
-            "[%g, %g]; float images are used as they are, so scale them to "
-            "the model's range or save uint8 pixels",
-            array.path,
-            sample.min(),
-            sample.max(),
-            low,
-            high,
-        )
-
-
-def _warn_shallow(array: ArrayFile) -> None:
-    """uint16 images are 16-bit pixels: say so when they hold 8-bit values,
-    which would come out nearly black."""
-    sample = array.head(WARN_SAMPLE)
-    if sample.size and sample.max() <= 255:
-        logger.warning(
-            "%s: uint16 images whose values are at most %d are read as 16-bit "
-            "pixels and come out nearly black; if they are 8-bit pixels, save "
-            "them as uint8 (x.astype(np.uint8))",
-            array.path,
-            sample.max(),
-        )
-
-
-def _log_deep(path: Path, count: int) -> None:
-    logger.info(
-        "%s: reducing %d 16-bit image(s) to 8 bits (value / 257, rounded)",
-        path,
-        count,
-    )
 
 
 def _label_names(labels, names, count: int) -> list[str | None]:
@@ -379,7 +280,7 @@ def _open_folder(path: Path, shape, input_range, resize: str, limit: int) -> Dat
             f"sub-folders."
         )
     if folder.deep:
-        _log_deep(path, folder.deep)
+        log_deep(path, folder.deep)
     if shape[2] == 4 and not all(folder.alpha):
         without = [
             s for s, a in zip(folder.sources, folder.alpha, strict=True) if not a

@@ -91,7 +91,7 @@ def test_open_dataset_rgb_array_for_gray_model_is_converted_and_logged(
     x = np.zeros((1, 2, 2, 3), np.uint8)
     x[..., 1] = 100
     np.save(tmp_path / "d.npy", x)
-    with caplog.at_level(logging.INFO, logger="atlas.data"):
+    with caplog.at_level(logging.INFO, logger="atlas"):
         data = open_dataset(tmp_path / "d.npy", (2, 2, 1), (0.0, 255.0))
     assert "converting RGB images to grayscale" in caplog.text
     np.testing.assert_allclose(data.get([0]), np.full((1, 2, 2, 1), 59.0))
@@ -149,7 +149,7 @@ def test_open_dataset_16_bit_pngs_scale_by_the_full_range(
         monkeypatch.setattr("atlas.data_folder.Image.open", _opener_in_mode(mode))
         with Image.open(tmp_path / "v1.png") as image:
             assert image.mode == mode
-    with caplog.at_level(logging.INFO, logger="atlas.data"):
+    with caplog.at_level(logging.INFO, logger="atlas"):
         data = open_dataset(tmp_path, (4, 4, 1), (0.0, 1.0))
     values = data.get(range(len(SIXTEEN_BIT)))[:, 0, 0, 0]
     np.testing.assert_allclose(values, _eight_bit(SIXTEEN_BIT), atol=1e-6)
@@ -190,7 +190,7 @@ def test_open_dataset_uint16_array_is_16_bit_like_png_files(tmp_path, caplog):
     """C05: a uint16 array follows the rule of 16-bit files: value / 257."""
     x = np.array(SIXTEEN_BIT, np.uint16).reshape(-1, 1, 1, 1)
     np.save(tmp_path / "deep.npy", x)
-    with caplog.at_level(logging.INFO, logger="atlas.data"):
+    with caplog.at_level(logging.INFO, logger="atlas"):
         data = open_dataset(tmp_path / "deep.npy", (2, 2, 1), (0.0, 1.0))
     values = data.get(range(len(x)))[:, 1, 1, 0]
     np.testing.assert_allclose(values, _eight_bit(SIXTEEN_BIT), atol=1e-6)
@@ -202,7 +202,7 @@ def test_open_dataset_uint16_array_is_16_bit_like_png_files(tmp_path, caplog):
 
 def test_open_dataset_uint16_array_of_8_bit_values_is_warned(tmp_path, caplog):
     np.save(tmp_path / "shallow.npy", np.full((3, 2, 2, 1), 200, np.uint16))
-    with caplog.at_level(logging.WARNING, logger="atlas.data"):
+    with caplog.at_level(logging.WARNING, logger="atlas"):
         open_dataset(tmp_path / "shallow.npy", (2, 2, 1), (0.0, 1.0))
     assert "at most 200" in caplog.text and "astype(np.uint8)" in caplog.text
 
@@ -216,7 +216,7 @@ def test_open_dataset_folder_labels_classes_and_bad_files_by_name(tmp_path, capl
     (tmp_path / "bird").mkdir()
     (tmp_path / "bird" / "notes.webp").write_text("not an image at all")
     (tmp_path / "readme.txt").write_text("ignored, not an image suffix")
-    with caplog.at_level(logging.INFO, logger="atlas.data"):
+    with caplog.at_level(logging.INFO, logger="atlas"):
         data = open_dataset(tmp_path, (4, 4, 1), (0.0, 1.0))
     assert "converting 3 colour image(s) to grayscale" in caplog.text
     assert data.sources == ["cat/a.png", "cat/deep/c.bmp", "dog/b.png"]
